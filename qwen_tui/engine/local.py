@@ -1,0 +1,485 @@
+"""LocalEngine: in-process llama.cpp inference, isolated in a worker process the app talks to.
+
+The app never imports llama_cpp. It validates the file (gguf_header), plans memory and threads
+(resources), renders the chat template (template), and exchanges small messages with the worker.
+When the worker dies (abort, segfault) the caller gets a clear error, the worker is restarted,
+and a request that had produced no output yet is retried once. A crash in batched prompt
+evaluation with llama.cpp's extra (repacked/AMX) buffer types on is retried without them, and
+that choice is remembered for this machine.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
+
+from qwen_tui import paths
+from qwen_tui.engine.errors import EngineCrashed, EngineError, ModelLoadError
+from qwen_tui.engine.events import Event, Finished, Notice, Timings, Usage
+from qwen_tui.engine.gguf_header import GGUFHeader, read_header
+from qwen_tui.engine.reasoning import ReasoningSplitter
+from qwen_tui.engine.resources import ContextPlan, ThreadPlan, plan_context, plan_threads
+from qwen_tui.engine.params import LoadParams, Sampling
+from qwen_tui.engine.template import prompt_opens_reasoning, render_chat
+
+LOAD_TIMEOUT_S = 600.0
+
+
+@dataclass
+class ModelInfo:
+    path: Path
+    name: str
+    architecture: str
+    file_size: int
+    quant: str
+    n_params: int
+    n_ctx: int
+    n_ctx_train: int
+    context_reason: str
+    threads: ThreadPlan
+    n_gpu_layers: int
+    use_extra_bufts: bool
+    chat_template: str | None
+    bos_token: str = ""
+    eos_token: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def short_settings(self) -> str:
+        gpu = "GPU: all layers" if self.n_gpu_layers else "CPU"
+        return f"{self.threads.n_threads}/{self.threads.n_threads_batch} threads, {gpu}"
+
+
+def _machine_file() -> Path:
+    return paths.cache_dir() / "machine.json"
+
+
+def _cpu_id() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def remembered_extra_bufts() -> bool:
+    """False when extra buffer types crashed llama.cpp on this CPU before."""
+    try:
+        data = json.loads(_machine_file().read_text())
+        return bool(data.get(_cpu_id(), {}).get("use_extra_bufts", True))
+    except (OSError, ValueError, AttributeError):
+        return True
+
+
+def remember_extra_bufts_crash(reason: str) -> None:
+    path = _machine_file()
+    try:
+        data = json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, ValueError):
+        data = {}
+    data[_cpu_id()] = {"use_extra_bufts": False, "reason": reason, "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)
+
+
+def _signal_name(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "unknown"
+    if exitcode < 0:
+        try:
+            return signal.Signals(-exitcode).name
+        except ValueError:
+            return f"signal {-exitcode}"
+    return f"exit code {exitcode}"
+
+
+class LocalEngine:
+    """Load a GGUF and stream generations from it. Thread-safe for one generation at a time."""
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        n_ctx: int | None = None,
+        n_threads: int | None = None,
+        n_threads_batch: int | None = None,
+        n_gpu_layers: int | None = None,
+        use_extra_bufts: bool | None = None,
+        log_path: str | Path | None = None,
+    ) -> None:
+        self.model_path = Path(model_path).expanduser()
+        self._requested_ctx = n_ctx
+        self._requested_threads = (n_threads, n_threads_batch)
+        self._requested_gpu_layers = n_gpu_layers
+        self._extra_bufts_choice = use_extra_bufts
+        self.log_path = Path(log_path) if log_path else paths.log_dir() / "llama.log"
+        self.header: GGUFHeader | None = None
+        self.info: ModelInfo | None = None
+        self._params: LoadParams | None = None
+        self._proc: subprocess.Popen | None = None
+        self._conn: Connection | None = None
+        # One byte shared with the worker (an unlinked temp file, mapped by both): the worker
+        # reads it between tokens, so cancelling costs no message and no syscall per token.
+        self._cancel_file = tempfile.TemporaryFile(prefix="qwen-tui-cancel-")
+        self._cancel_file.write(b"\0")
+        self._cancel_file.flush()
+        self._cancel = mmap.mmap(self._cancel_file.fileno(), 1)
+        self._lock = threading.Lock()
+        self._unconfirmed_crash: str | None = None
+        self._in_flight = False  # a generate request whose final message we have not read yet
+        self._log_offset = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def check(self) -> tuple[GGUFHeader, ContextPlan]:
+        """Validate the file and plan memory, without starting llama.cpp. Raises EngineError."""
+        header = read_header(self.model_path)
+        plan = plan_context(header, self._requested_ctx)
+        self.header = header
+        return header, plan
+
+    def load(self, progress=None) -> ModelInfo:
+        header, ctx_plan = self.check()
+        gpu_layers = self._requested_gpu_layers
+        threads = plan_threads(*self._requested_threads, gpu=bool(gpu_layers))
+        extra = self._extra_bufts_choice if self._extra_bufts_choice is not None else remembered_extra_bufts()
+        self._params = LoadParams(
+            path=str(self.model_path),
+            n_ctx=ctx_plan.n_ctx,
+            n_threads=threads.n_threads,
+            n_threads_batch=threads.n_threads_batch,
+            n_gpu_layers=-1 if gpu_layers is None else gpu_layers,  # -1: all, if the build has a GPU
+            use_extra_bufts=extra,
+        )
+        desc = self._start(progress)
+        self.info = ModelInfo(
+            path=self.model_path,
+            name=header.name,
+            architecture=header.architecture,
+            file_size=header.file_size,
+            quant=header.file_type_name,
+            n_params=desc["n_params"],
+            n_ctx=desc["n_ctx"],
+            n_ctx_train=desc["n_ctx_train"],
+            context_reason=ctx_plan.reason,
+            threads=threads,
+            n_gpu_layers=self._params.n_gpu_layers if desc["gpu_offload"] else 0,
+            use_extra_bufts=self._params.use_extra_bufts,
+            chat_template=header.chat_template,
+            bos_token=desc["bos_token"] if desc["add_bos"] else "",
+            eos_token=desc["eos_token"],
+            extra=desc,
+        )
+        return self.info
+
+    def _start(self, progress=None) -> dict:
+        assert self._params is not None
+        self._stop_process()
+        parent_sock, child_sock = socket.socketpair()
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log_offset = self._log_size()
+        cancel_fd = self._cancel_file.fileno()
+        with self.log_path.open("ab") as log:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "qwen_tui.engine.worker", "--conn-fd", str(child_sock.fileno()),
+                 "--cancel-fd", str(cancel_fd)],
+                pass_fds=(child_sock.fileno(), cancel_fd),
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        child_sock.close()
+        self._conn = Connection(parent_sock.detach())
+        self._conn.send(self._params)
+        deadline = time.monotonic() + LOAD_TIMEOUT_S
+        while True:
+            msg = self._recv(deadline)
+            if msg is None:
+                raise self._crash_error("while loading the model")
+            if msg[0] == "progress":
+                if progress is not None:
+                    progress(msg[1])
+            elif msg[0] == "ready":
+                return msg[1]
+            elif msg[0] == "load_error":
+                reason = self._log_reason() or msg[2]
+                self._stop_process()
+                raise ModelLoadError(f"{self.model_path.name}: {reason}")
+
+    def _recv(self, deadline: float | None = None):
+        """Next message from the worker, or None if it died (its end of the socket closed)."""
+        assert self._conn is not None
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if not wait([self._conn], timeout):
+            self._stop_process()
+            raise EngineError("llama.cpp did not answer in time; the engine was stopped")
+        try:
+            return self._conn.recv()
+        except (EOFError, OSError):
+            return None
+
+    def _log_size(self) -> int:
+        try:
+            return self.log_path.stat().st_size
+        except OSError:
+            return 0
+
+    def _log_reason(self) -> str:
+        """The most telling line llama.cpp logged since the worker started (an assert, an error)."""
+        try:
+            with self.log_path.open("rb") as f:
+                f.seek(self._log_offset)
+                lines = f.read().decode("utf-8", "replace").splitlines()
+        except OSError:
+            return ""
+        for marker in ("GGML_ASSERT", "GGML_ABORT", "error loading model:", "unknown model architecture", "error:"):
+            for line in reversed(lines):
+                if marker in line:
+                    text = line.strip()
+                    return text.split("error loading model: ", 1)[-1] if "error loading model:" in text else text
+        return ""
+
+    def _crash_error(self, when: str) -> EngineCrashed:
+        proc = self._proc
+        code = None
+        if proc is not None:
+            try:
+                code = proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                code = proc.wait()
+        sig = _signal_name(code)
+        reason = self._log_reason()
+        self._conn = None
+        msg = f"llama.cpp crashed ({sig}) {when}" + (f": {reason}" if reason else "")
+        return EngineCrashed(msg, signal_name=sig, log_tail=reason)
+
+    def _stop_process(self) -> None:
+        proc, conn = self._proc, self._conn
+        self._proc = self._conn = None
+        if conn is not None:
+            try:
+                conn.send(("shutdown",))
+                if conn.poll(2):
+                    conn.recv()
+            except (EOFError, OSError, BrokenPipeError):
+                pass
+            conn.close()
+        if proc is not None:
+            try:
+                proc.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def close(self) -> None:
+        self._drain_abandoned()
+        self._stop_process()
+
+    def __enter__(self) -> LocalEngine:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None and self._conn is not None
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def _ensure_running(self) -> None:
+        if self._params is None:
+            raise EngineError("no model loaded")
+        if not self.alive:
+            self._start()
+
+    def _call(self, *msg):
+        with self._lock:
+            self._ensure_running()
+            self._conn.send(msg)
+            reply = self._recv()
+            if reply is None:
+                err = self._crash_error(f"during {msg[0]}")
+                self._restart_quietly()
+                raise err
+            return reply
+
+    def tokenize(self, text: str, *, parse_special: bool = True) -> list[int]:
+        return self._call("tokenize", text, parse_special)[1]
+
+    def perf(self) -> dict:
+        return self._call("perf")[1]
+
+    def perf_reset(self) -> None:
+        self._call("perf_reset")
+
+    def render(self, messages: list[dict], *, tools: list[dict] | None = None, thinking: bool | None = None) -> str:
+        info = self.info
+        if info is None:
+            raise EngineError("no model loaded")
+        return render_chat(
+            info.chat_template, messages, tools=tools, thinking=thinking, bos_token=info.bos_token, eos_token=info.eos_token
+        )
+
+    def cancel(self) -> None:
+        """Stop the running generation (safe from any thread). The engine stays usable."""
+        self._cancel[0] = 1
+
+    def generate(
+        self,
+        messages: list[dict] | None = None,
+        *,
+        prompt: str | None = None,
+        tools: list[dict] | None = None,
+        thinking: bool | None = None,
+        max_tokens: int = 4096,
+        sampling: Sampling | None = None,
+    ) -> Iterator[Event]:
+        """Stream events for a chat (`messages`) or a raw `prompt`. The last event is Finished."""
+        if prompt is None:
+            if messages is None:
+                raise ValueError("give messages or prompt")
+            prompt = self.render(messages, tools=tools, thinking=thinking)
+        sampling = sampling or Sampling()
+        # The lock is held while the worker is busy with this request, and released before the
+        # final event is handed out: a caller that stops iterating at Finished (or abandons the
+        # stream earlier) must not leave the engine locked.
+        self._lock.acquire()
+        held = True
+        inner = None
+        try:
+            self._cancel[0] = 0
+            tokens = self._tokenize_prompt(prompt)
+            splitter = ReasoningSplitter(in_reasoning=prompt_opens_reasoning(prompt))
+            inner = self._generate_with_recovery(tokens, max_tokens, sampling, splitter)
+            for event in inner:
+                if isinstance(event, Finished):
+                    held = False
+                    self._lock.release()
+                yield event
+        finally:
+            if inner is not None:
+                inner.close()
+            if held:
+                self._drain_abandoned()
+                self._lock.release()
+
+    def _drain_abandoned(self) -> None:
+        """The caller stopped reading mid-stream: stop the worker and consume what it still sends."""
+        if not self._in_flight or self._conn is None:
+            return
+        self._cancel[0] = 1
+        try:
+            while True:
+                msg = self._recv(time.monotonic() + 30)
+                if msg is None or msg[0] in ("finished", "error"):
+                    break
+        except EngineError:
+            pass  # it did not stop in time and was stopped
+        self._in_flight = False
+        self._cancel[0] = 0
+
+    def _tokenize_prompt(self, prompt: str) -> list[int]:
+        self._ensure_running()
+        self._conn.send(("tokenize", prompt, True))
+        reply = self._recv()
+        if reply is None:
+            err = self._crash_error("while tokenizing")
+            self._restart_quietly()
+            raise err
+        tokens = reply[1]
+        bos = self.info.extra.get("add_bos") and not (self.info.bos_token and prompt.startswith(self.info.bos_token))
+        if bos:
+            bos_id = self.info.extra.get("bos_id")
+            if bos_id is not None:
+                tokens = [bos_id, *tokens]
+        return tokens
+
+    def _generate_with_recovery(self, tokens, max_tokens, sampling, splitter) -> Iterator[Event]:
+        for attempt in range(2):
+            produced = False
+            self._ensure_running()
+            self._log_offset = self._log_size()
+            self._conn.send(("generate", tokens, max_tokens, sampling))
+            self._in_flight = True
+            while True:
+                msg = self._recv()
+                if msg is None or msg[0] in ("finished", "error"):
+                    self._in_flight = False
+                if msg is None:
+                    err = self._crash_error("while generating")
+                    recovered = self._recover_from_crash(err, produced)
+                    if recovered and not produced and attempt == 0:
+                        yield Notice(recovered)
+                        break  # retry the same request once
+                    yield Notice(recovered or str(err))
+                    yield Finished("error", Usage(len(tokens), 0, 0), Timings(0, 0, 0), error=str(err))
+                    return
+                kind = msg[0]
+                if kind == "text":
+                    for event in splitter.feed(msg[1]):
+                        produced = True
+                        yield event
+                elif kind == "finished":
+                    yield from splitter.flush()
+                    self._cancel[0] = 0
+                    if self._unconfirmed_crash:
+                        remember_extra_bufts_crash(self._unconfirmed_crash)
+                        self._unconfirmed_crash = None
+                    yield msg[1]
+                    return
+                elif kind == "error":
+                    yield from splitter.flush()
+                    yield Finished("error", Usage(len(tokens), 0, 0), Timings(0, 0, 0), error=msg[1])
+                    return
+
+    def _recover_from_crash(self, err: EngineCrashed, produced: bool) -> str:
+        """Restart the worker after a crash; return a note on what was done."""
+        assert self._params is not None
+        note = f"{err}. The model was restarted"
+        if self._params.use_extra_bufts and not produced:
+            # The AMX / repacked-weights kernels crash batched decode on some Xeons: retry without.
+            # Remembered for the machine once the retry without them succeeds.
+            self._params = replace(self._params, use_extra_bufts=False)
+            self._unconfirmed_crash = str(err)
+            note += " without llama.cpp's extra buffer types"
+            if self.info is not None:
+                self.info.use_extra_bufts = False
+        try:
+            self._start()
+        except EngineError as exc:
+            return f"{err}. Restarting the model failed: {exc}"
+        return note + "."
+
+    def _restart_quietly(self) -> None:
+        try:
+            self._start()
+        except EngineError:
+            pass
+
+    def crash_for_test(self, how: str = "assert") -> None:
+        """Make llama.cpp fail inside the worker (tests prove the caller survives)."""
+        with self._lock:
+            self._ensure_running()
+            self._conn.send(("abort_for_test", how))
+            msg = self._recv()
+            err = self._crash_error("on purpose")
+            if msg is not None:
+                raise EngineError(f"the worker did not crash: {msg!r}")
+        raise err

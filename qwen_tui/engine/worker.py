@@ -1,0 +1,113 @@
+"""The inference process: loads the model and serves requests over a pipe.
+
+llama.cpp can abort() or segfault (GGML_ASSERT on a bad file or parameter, CPU-specific
+kernels). Running it here, in a process of its own, means such a crash ends this process
+only; the app sees the pipe close and recovers. Everything llama.cpp prints goes to a log
+file (fd 1 and 2 are redirected), which is also where the parent looks for the reason of
+a crash.
+
+Messages in:  ("generate", prompt_tokens, max_tokens, Sampling) | ("tokenize", text, parse_special)
+              | ("perf",) | ("perf_reset",) | ("shutdown",) | ("abort_for_test", how)
+Messages out: ("ready", info) | ("load_error", kind, message) | ("progress", fraction)
+              | ("text", str) | ("finished", Finished) | ("error", message) | ("tokens", list) | ("perf", dict)
+"""
+
+from __future__ import annotations
+
+import argparse
+import mmap
+import os
+import signal
+from multiprocessing.connection import Connection
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of `python -m qwen_tui.engine.worker` (started by LocalEngine, stdout/stderr = log)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--conn-fd", type=int, required=True)
+    parser.add_argument("--cancel-fd", type=int, required=True)
+    args = parser.parse_args(argv)
+    # Ctrl+C in a terminal reaches the whole process group; cancelling is the app's job.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    conn = Connection(args.conn_fd)
+    cancel = mmap.mmap(args.cancel_fd, 1)  # one byte shared with the app: non-zero = stop now
+    try:
+        serve(conn, cancel)
+    except (BrokenPipeError, EOFError, ConnectionResetError):
+        pass  # the app went away
+
+
+def serve(conn: Connection, cancel: mmap.mmap) -> None:
+    from qwen_tui.engine.errors import EngineError
+    from qwen_tui.engine.llama_backend import LlamaRunner
+
+    last_sent = [0.0]
+
+    def progress(value: float) -> None:
+        if value - last_sent[0] >= 0.05 or value >= 1.0:
+            last_sent[0] = value
+            conn.send(("progress", value))
+
+    params = conn.recv()
+    try:
+        runner = LlamaRunner(params, progress=progress)
+    except EngineError as exc:
+        conn.send(("load_error", type(exc).__name__, str(exc)))
+        return
+    conn.send(("ready", runner.describe()))
+
+    def cancelled() -> bool:
+        return cancel[0] != 0
+
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return  # the app went away
+        kind = msg[0]
+        if kind == "generate":
+            _, prompt, max_tokens, sampling = msg
+            try:
+                finished = runner.generate(
+                    prompt,
+                    max_tokens=max_tokens,
+                    sampling=sampling,
+                    emit_text=lambda text: conn.send(("text", text)),
+                    cancelled=cancelled,
+                )
+                conn.send(("finished", finished))
+            except EngineError as exc:
+                conn.send(("error", str(exc)))
+        elif kind == "tokenize":
+            conn.send(("tokens", runner.tokenize(msg[1], parse_special=msg[2])))
+        elif kind == "perf":
+            conn.send(("perf", runner.perf()))
+        elif kind == "perf_reset":
+            runner.perf_reset()
+            conn.send(("perf", {}))
+        elif kind == "abort_for_test":
+            _crash_for_test(runner, msg[1])
+        elif kind == "shutdown":
+            runner.close()
+            conn.send(("bye",))
+            return
+
+
+def _crash_for_test(runner, how: str) -> None:
+    """Trip a real failure inside llama.cpp so tests can prove the app survives it."""
+    import ctypes
+
+    import llama_cpp
+
+    if how == "assert":
+        # GGML_ASSERT in ggml: a view whose size exceeds its source tensor's. ggml_view_1d on a
+        # NULL-context is not reachable from here, so use llama.cpp's own batch validation path:
+        # a sampler asked for logits at an index that was never computed aborts in C.
+        llama_cpp.llama_sampler_sample(llama_cpp.llama_sampler_init_greedy(), runner.ctx, 10_000_000)
+    elif how == "segfault":
+        ctypes.string_at(0)
+    os.abort()
+
+
+if __name__ == "__main__":
+    main()

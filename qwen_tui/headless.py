@@ -1,0 +1,154 @@
+"""Headless mode: `qwen-tui -p PROMPT` streams one answer to stdout and exits.
+
+For scripts and pipes (`cat file | qwen-tui -p "summarise"`) and for our own end-to-end tests.
+The answer goes to stdout, reasoning and notices to stderr, so `> answer.txt` captures just
+the answer; `--json` prints every event as one JSON object per line instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+
+from qwen_tui.engine.errors import EngineError
+from qwen_tui.engine.events import Finished, Notice, ReasoningDelta, TextDelta
+
+STDIN_LIMIT = 16 * 1024 * 1024  # bytes of piped input we read; the rest is cut with a marker
+
+
+def resolve_model(args: argparse.Namespace, say=lambda msg: print(msg, file=sys.stderr)) -> str:
+    if args.demo:
+        from qwen_tui.models.demo import ensure_demo_model
+
+        return str(ensure_demo_model(say))
+    if args.model:
+        return args.model
+    raise EngineError("no model given: use --demo for the small embedded model, or --model PATH to a GGUF file")
+
+
+def sampling_for(args: argparse.Namespace, thinking: bool | None):
+    from qwen_tui.engine.params import Sampling
+
+    # Qwen 3.5's recommended settings: thinking 0.6 / top-p 0.95, direct answers 0.7 / top-p 0.8.
+    base = Sampling(temperature=0.6, top_p=0.95) if thinking else Sampling()
+    changes = {}
+    if args.temperature is not None:
+        changes["temperature"] = args.temperature
+    if args.seed is not None:
+        changes["seed"] = args.seed
+    return Sampling(**{**asdict(base), **changes})
+
+
+def read_stdin() -> str:
+    if sys.stdin is None or sys.stdin.isatty():
+        return ""
+    data = sys.stdin.buffer.read(STDIN_LIMIT + 1)
+    text = data[:STDIN_LIMIT].decode("utf-8", "replace")
+    if len(data) > STDIN_LIMIT:
+        print(f"qwen-tui: note: piped input cut at {STDIN_LIMIT // (1024 * 1024)} MiB", file=sys.stderr)
+        text += "\n[... input truncated ...]"
+    return text
+
+
+def build_messages(args: argparse.Namespace, piped: str) -> list[dict]:
+    content = args.prompt if not piped else f"{args.prompt}\n\n{piped}"
+    messages = []
+    if args.system:
+        messages.append({"role": "system", "content": args.system})
+    messages.append({"role": "user", "content": content})
+    return messages
+
+
+def _emit_json(obj: dict) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def run_headless(args: argparse.Namespace) -> int:
+    from qwen_tui.engine.local import LocalEngine
+
+    try:
+        piped = read_stdin()
+        model_path = resolve_model(args)
+        engine = LocalEngine(
+            model_path, n_ctx=args.ctx, n_threads=args.threads, n_threads_batch=args.threads_batch,
+            n_gpu_layers=args.gpu_layers,
+        )
+        info = engine.load()
+    except EngineError as exc:
+        print(f"qwen-tui: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # the demo fetch and friends: still one line, no traceback
+        print(f"qwen-tui: error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        _emit_json({
+            "type": "model", "name": info.name, "path": str(info.path), "architecture": info.architecture,
+            "n_ctx": info.n_ctx, "context": info.context_reason, "n_threads": info.threads.n_threads,
+            "n_threads_batch": info.threads.n_threads_batch, "threads": info.threads.reason,
+            "n_gpu_layers": info.n_gpu_layers,
+        })
+    status = 0
+    try:
+        events = engine.generate(
+            build_messages(args, piped), thinking=args.think, max_tokens=args.max_tokens,
+            sampling=sampling_for(args, args.think),
+        )
+        status = _stream(events, args.json)
+    except KeyboardInterrupt:
+        engine.cancel()
+        status = 130
+    except EngineError as exc:
+        print(f"\nqwen-tui: error: {exc}", file=sys.stderr)
+        status = 1
+    finally:
+        engine.close()
+    return status
+
+
+def _stream(events, as_json: bool) -> int:
+    at_line_start = True
+    for event in events:
+        if as_json:
+            _emit_json(_event_json(event))
+        elif isinstance(event, TextDelta):
+            sys.stdout.write(event.text)
+            sys.stdout.flush()
+            at_line_start = event.text.endswith("\n")
+        elif isinstance(event, ReasoningDelta):
+            sys.stderr.write(event.text)
+            sys.stderr.flush()
+        elif isinstance(event, Notice):
+            print(f"qwen-tui: {event.text}", file=sys.stderr)
+        if isinstance(event, Finished):
+            if not as_json and not at_line_start:
+                sys.stdout.write("\n")
+            if event.reason == "error":
+                if not as_json:
+                    print(f"qwen-tui: error: {event.error}", file=sys.stderr)
+                return 1
+            return 130 if event.reason == "cancelled" else 0
+    return 1
+
+
+def _event_json(event) -> dict:
+    if isinstance(event, TextDelta):
+        return {"type": "text", "text": event.text}
+    if isinstance(event, ReasoningDelta):
+        return {"type": "reasoning", "text": event.text}
+    if isinstance(event, Notice):
+        return {"type": "notice", "text": event.text}
+    assert isinstance(event, Finished)
+    timings = asdict(event.timings)
+    timings["decode_tokens_per_s"] = round(event.timings.tokens_per_s(event.usage.completion_tokens), 2)
+    return {"type": "finished", "reason": event.reason, "usage": asdict(event.usage), "timings": timings, "error": event.error}
+
+
+def run_interactive_fallback(args: argparse.Namespace) -> int:
+    print(
+        "qwen-tui: the full-screen app is not available in this build yet; use -p PROMPT for a one-off answer",
+        file=sys.stderr,
+    )
+    return 2
