@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     tuning.add_argument("--max-tokens", type=int, default=4096, metavar="N", help="longest answer, in tokens (default 4096)")
     tuning.add_argument("--temperature", type=float, metavar="T", help="sampling temperature (0 = greedy)")
     tuning.add_argument("--seed", type=int, metavar="N", help="sampling seed, for reproducible answers")
+    tuning.add_argument("--grammar-file", metavar="PATH", help="constrain the answer with a GBNF grammar (llama.cpp format)")
     return parser
 
 

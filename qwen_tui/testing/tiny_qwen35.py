@@ -144,6 +144,11 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def cached_template_path(cache_dir: Path) -> Path:
+    version = importlib.metadata.version("llama-cpp-python")
+    return Path(cache_dir) / f"Qwen3.5-4B-{version}.jinja"
+
+
 def qwen35_chat_template(cache_dir: Path, sdist: Path | None = None) -> str:
     """Return the Qwen 3.5 chat template shipped with the installed llama-cpp-python.
 
@@ -153,8 +158,7 @@ def qwen35_chat_template(cache_dir: Path, sdist: Path | None = None) -> str:
     read from ``sdist`` if given, else fetched with ``pip download`` (~1.5 min).
     """
     version = importlib.metadata.version("llama-cpp-python")
-    cache_dir = Path(cache_dir)
-    cached = cache_dir / f"Qwen3.5-4B-{version}.jinja"
+    cached = cached_template_path(cache_dir)
     if cached.is_file():
         return cached.read_text(encoding="utf-8")
     if sdist is not None:
