@@ -126,6 +126,17 @@ class LlamaRunner:
         batch.n_tokens = n
         return llama_cpp.llama_decode(self.ctx, batch)
 
+    def _decode_one(self, token: int, pos: int) -> int:
+        """The per-token hot path: a one-token batch, filled in place."""
+        batch = self.batch
+        batch.token[0] = token
+        batch.pos[0] = pos
+        batch.n_seq_id[0] = 1
+        batch.seq_id[0][0] = 0
+        batch.logits[0] = 1
+        batch.n_tokens = 1
+        return llama_cpp.llama_decode(self.ctx, batch)
+
     def _reuse_prefix(self, prompt: list[int]) -> int:
         """Keep what the context already holds of this prompt; return where evaluation starts.
 
@@ -190,18 +201,24 @@ class LlamaRunner:
 
         sampler = self._make_sampler(sampling)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        sample, is_eog, decode_one = llama_cpp.llama_sampler_sample, llama_cpp.llama_vocab_is_eog, self._decode_one
+        clock = time.perf_counter
         n_out = 0
         reason = "length"
         t_first = t_prompt
+        t_sample = t_decode = 0.0  # seconds inside the sampler / inside llama_decode (C)
         try:
             while n_out < max_tokens:
                 if cancelled():
                     reason = "cancelled"
                     break
-                token = llama_cpp.llama_sampler_sample(sampler, self.ctx, -1)
+                t0 = clock()
+                token = sample(sampler, self.ctx, -1)
+                t1 = clock()
+                t_sample += t1 - t0
                 if n_out == 0:
-                    t_first = time.perf_counter()
-                if llama_cpp.llama_vocab_is_eog(self.vocab, token):
+                    t_first = t1
+                if is_eog(self.vocab, token) and not sampling.ignore_eos:
                     reason = "stop"
                     break
                 n_out += 1
@@ -213,7 +230,9 @@ class LlamaRunner:
                     break
                 if n_out >= max_tokens:
                     break  # don't evaluate a token nobody will continue from
-                rc = self._decode([token], len(self.cached))
+                t0 = clock()
+                rc = decode_one(token, len(self.cached))
+                t_decode += clock() - t0
                 if rc != 0:
                     self._reset()
                     raise EngineError(f"llama_decode failed while generating (code {rc})")
@@ -228,6 +247,7 @@ class LlamaRunner:
             reason,
             Usage(len(prompt), evaluated, n_out),
             Timings((t_prompt - t_start) * 1000, (t_end - t_first) * 1000, (t_first - t_start) * 1000),
+            extra={"sample_ms": t_sample * 1000, "decode_call_ms": t_decode * 1000},
         )
 
     def _finish_cancelled_prompt(self, prompt: list[int], evaluated: int, t_start: float) -> Finished:

@@ -31,3 +31,4 @@ class Sampling:
     presence_penalty: float = 0.0
     seed: int = 0xFFFFFFFF  # llama.cpp's "random"
     grammar: str | None = None  # GBNF; forces the output (tests use it for exact replies)
+    ignore_eos: bool = False  # keep generating past end-of-turn (benchmarks need exact lengths)

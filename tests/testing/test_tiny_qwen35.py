@@ -8,10 +8,7 @@ on some CPUs) and a single thread.
 from __future__ import annotations
 
 import ctypes
-import importlib.metadata
 import math
-import os
-import tempfile
 import unicodedata
 from pathlib import Path
 
@@ -23,7 +20,6 @@ from qwen_tui.testing.tiny_qwen35 import (
     PAD_ID,
     _load_ranks,
     build_tiny_qwen35,
-    qwen35_chat_template,
     tiktoken_unreachable_tokens,
 )
 
@@ -112,24 +108,9 @@ TEXTS = [
     "a<|im_start|>b<think>c</think>d",
 ]
 
-LOCAL_SDIST = Path("/tmp/sdist")
-
-
-def _template_source() -> tuple[Path, Path | None]:
-    """(cache_dir, sdist): the local sdist if present, else a persistent cache + pip download."""
-    version = importlib.metadata.version("llama-cpp-python")
-    local = LOCAL_SDIST / f"llama_cpp_python-{version}.tar.gz"
-    cache = Path(
-        os.environ.get("QWEN_TUI_TEST_CACHE")
-        or Path(tempfile.gettempdir()) / "qwen-tui-test-cache"
-    )
-    return cache, (local if local.is_file() else None)
-
-
 @pytest.fixture(scope="module")
-def template() -> str:
-    cache, sdist = _template_source()
-    return qwen35_chat_template(cache, sdist=sdist)
+def template(qwen35_template) -> str:
+    return qwen35_template  # prepared once by `python -m qwen_tui.testing prepare` (see conftest)
 
 
 @pytest.fixture(scope="module")

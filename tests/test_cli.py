@@ -1,0 +1,104 @@
+"""The `qwen-tui` command as a user runs it: real processes, real models, real exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def run(*args, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "qwen_tui", *args], input=stdin, capture_output=True, text=True, timeout=timeout,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+    )
+
+
+def test_version_and_help_import_nothing_heavy():
+    code = (
+        "import sys, qwen_tui.cli\n"
+        "for argv in (['--version'], ['--help']):\n"
+        "    try: qwen_tui.cli.main(argv)\n"
+        "    except SystemExit: pass\n"
+        "print('HEAVY', sorted(m for m in ('llama_cpp', 'textual', 'numpy') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30).stdout
+    assert "qwen-tui 0.1.0" in out and "usage: qwen-tui" in out
+    assert "HEAVY []" in out
+
+
+def test_headless_answer_on_stdout(demo_model_path):
+    proc = run("--model", str(demo_model_path), "-p", "What is the capital of France? Answer in one word.",
+               "--temperature", "0", "--max-tokens", "20")
+    assert proc.returncode == 0, proc.stderr
+    assert "Paris" in proc.stdout
+
+
+def test_headless_json_lines(demo_model_path):
+    proc = run("--model", str(demo_model_path), "-p", "Say hello", "--json", "--max-tokens", "8", "--seed", "3")
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert events[0]["type"] == "model" and events[0]["architecture"] == "llama" and events[0]["n_threads"] >= 1
+    assert events[-1]["type"] == "finished" and events[-1]["reason"] in ("stop", "length")
+    assert events[-1]["usage"]["completion_tokens"] <= 8
+    assert all(e["type"] == "text" for e in events[1:-1]) and len(events) > 3
+
+
+def test_piped_stdin_is_part_of_the_prompt(demo_model_path):
+    base = run("--model", str(demo_model_path), "-p", "summarise", "--json", "--max-tokens", "1")
+    piped = run("--model", str(demo_model_path), "-p", "summarise", "--json", "--max-tokens", "1",
+                stdin="The quick brown fox jumps over the lazy dog. " * 20)
+    tokens = [json.loads(p.stdout.splitlines()[-1])["usage"]["prompt_tokens"] for p in (base, piped)]
+    assert tokens[1] > tokens[0] + 150
+
+
+def test_qwen35_think_and_no_think(tiny_qwen35_path, tmp_path):
+    grammar = tmp_path / "reply.gbnf"
+    grammar.write_text('root ::= "Reasoning here." "</think>" "\\n\\n" "The answer."\n')
+    proc = run("--model", str(tiny_qwen35_path), "-p", "q", "--think", "--grammar-file", str(grammar), "--max-tokens", "40")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "The answer."
+    assert "Reasoning here." in proc.stderr
+    grammar.write_text('root ::= "Straight to it."\n')
+    proc = run("--model", str(tiny_qwen35_path), "-p", "q", "--no-think", "--grammar-file", str(grammar), "--max-tokens", "40")
+    assert proc.stdout.strip() == "Straight to it."
+
+
+def _one_line_error(proc, expected: str) -> None:
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("qwen-tui: error: ") and expected in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_bad_model_files_get_one_line_errors(tmp_path, demo_model_path):
+    _one_line_error(run("--model", str(tmp_path / "missing.gguf"), "-p", "hi"), "model file not found")
+    text = tmp_path / "notes.gguf"
+    text.write_text("hello")
+    _one_line_error(run("--model", str(text), "-p", "hi"), "is not a GGUF model file")
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(demo_model_path.read_bytes()[:3_000_000])
+    _one_line_error(run("--model", str(cut), "-p", "hi"), "truncated")
+
+
+def test_unsupported_architecture_one_line(tmp_path):
+    gguf = pytest.importorskip("gguf")
+    path = tmp_path / "alien.gguf"
+    writer = gguf.GGUFWriter(str(path), "notarealarch")
+    writer.add_context_length(128)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    _one_line_error(run("--model", str(path), "-p", "hi"), "unknown model architecture: 'notarealarch'")
+
+
+def test_context_too_big_for_memory(demo_model_path):
+    _one_line_error(run("--model", str(demo_model_path), "--ctx", "400000000", "-p", "hi"), "not enough memory")
+
+
+def test_no_model_given():
+    _one_line_error(run("-p", "hi"), "--demo")
