@@ -55,9 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         from qwen_tui.headless import run_headless
 
         return run_headless(args)
-    from qwen_tui.headless import run_interactive_fallback
+    from qwen_tui.ui.app import run_app
 
-    return run_interactive_fallback(args)
+    return run_app(args)
 
 
 if __name__ == "__main__":

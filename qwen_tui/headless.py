@@ -148,11 +148,3 @@ def _event_json(event) -> dict:
     timings = asdict(event.timings)
     timings["decode_tokens_per_s"] = round(event.timings.tokens_per_s(event.usage.completion_tokens), 2)
     return {"type": "finished", "reason": event.reason, "usage": asdict(event.usage), "timings": timings, "error": event.error}
-
-
-def run_interactive_fallback(args: argparse.Namespace) -> int:
-    print(
-        "qwen-tui: the full-screen app is not available in this build yet; use -p PROMPT for a one-off answer",
-        file=sys.stderr,
-    )
-    return 2

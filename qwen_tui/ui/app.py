@@ -1,0 +1,345 @@
+"""The full-screen app. It wires widgets, the engine and the conversation; it does not think.
+
+Threads: model loading and generation run in thread workers; they reach the UI only through
+post_message. Streamed text is buffered as it arrives and flushed to the screen by a timer
+(about 12 Hz), so the UI repaints a few times a second, not once per token, and leaves the CPU
+to the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from qwen_tui.config import load_keymap
+from qwen_tui.conversation import Conversation
+from qwen_tui.engine.errors import EngineError
+from qwen_tui.engine.events import Finished, Notice, ReasoningDelta, TextDelta
+from qwen_tui.ui.screens.dialogs import ErrorDialog, HelpScreen
+from qwen_tui.ui.widgets.messages import AssistantMessage, NoticeMessage, UserMessage
+from qwen_tui.ui.widgets.prompt import PromptInput
+from qwen_tui.ui.widgets.status import StatusBar, human_bytes
+
+FLUSH_HZ = 12
+
+SLASH_COMMANDS = [
+    ("/new", "start a new conversation"),
+    ("/clear", "clear the transcript (same as /new)"),
+    ("/think [on|off]", "toggle Qwen 3.5 thinking for the next turns"),
+    ("/help", "show keys and commands"),
+    ("/quit", "quit"),
+]
+
+
+@dataclass
+class LoadProgress(Message):
+    fraction: float
+
+
+@dataclass
+class ModelReady(Message):
+    info: object
+
+
+@dataclass
+class ModelFailed(Message):
+    error: str
+
+
+@dataclass
+class EngineEvent(Message):
+    event: object
+
+
+class QwenApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "qwen-tui"
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
+        Binding("escape", "cancel", "Stop", id="chat.cancel"),
+        Binding("ctrl+t", "toggle_thinking", "Think on/off", id="chat.toggle_thinking"),
+        Binding("ctrl+n", "new_chat", "New chat", id="chat.new"),
+        Binding("ctrl+y", "copy_last", "Copy answer", id="chat.copy_last"),
+        Binding("ctrl+r", "toggle_reasoning", "Reasoning", id="chat.toggle_reasoning", show=False),
+        Binding("f1", "help", "Help", id="app.help"),
+    ]
+
+    def __init__(self, engine_factory: Callable[[], object], *, thinking: bool = True, system_prompt: str | None = None,
+                 max_tokens: int = 4096, sampling_for: Callable[[bool], object] | None = None) -> None:
+        super().__init__()
+        self.engine_factory = engine_factory
+        self.engine = None
+        self.thinking = thinking
+        self.max_tokens = max_tokens
+        self.sampling_for = sampling_for or (lambda thinking: None)
+        self.conversation = Conversation(system_prompt=system_prompt)
+        self.generating = False
+        self.waiting: str | None = None  # a prompt sent while the model was still loading
+        self._live: AssistantMessage | None = None
+        self._pending: list[object] = []  # engine events not yet on screen
+        keymap, self.config_problems = load_keymap()
+        if keymap:
+            self.set_keymap(keymap)
+
+    # -- layout ------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield VerticalScroll(id="transcript")
+        yield PromptInput(id="prompt")
+        yield StatusBar(id="status")
+        yield Footer()
+
+    @property
+    def transcript(self) -> VerticalScroll:
+        return self.query_one("#transcript", VerticalScroll)
+
+    @property
+    def status(self) -> StatusBar:
+        return self.query_one(StatusBar)
+
+    def on_mount(self) -> None:
+        self.transcript.anchor()
+        self.status.thinking = self.thinking
+        self.query_one(PromptInput).focus()
+        for problem in self.config_problems:
+            self.notify(problem, severity="warning", timeout=10)
+        self.set_interval(1 / FLUSH_HZ, self._flush)
+        self.load_model()
+
+    # -- model loading -----------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="engine")
+    def load_model(self) -> None:
+        self.post_message(LoadProgress(0.0))
+        try:
+            engine = self.engine_factory()
+            info = engine.load(progress=lambda f: self.post_message(LoadProgress(f)))
+        except EngineError as exc:
+            self.post_message(ModelFailed(str(exc)))
+            return
+        except Exception as exc:  # anything else is still reported, never fatal
+            self.post_message(ModelFailed(f"{type(exc).__name__}: {exc}"))
+            return
+        self.engine = engine
+        self.post_message(ModelReady(info))
+
+    def on_load_progress(self, message: LoadProgress) -> None:
+        self.status.state = f"loading {message.fraction:.0%}"
+
+    def on_model_ready(self, message: ModelReady) -> None:
+        info = message.info
+        self.status.model = f"{info.name} ({human_bytes(info.file_size)})"
+        self.status.settings = info.short_settings
+        self.status.set_context(0, info.n_ctx)
+        self.status.state = "idle"
+        if self.waiting is not None:
+            text, self.waiting = self.waiting, None
+            self._start_turn(text)
+
+    def on_model_failed(self, message: ModelFailed) -> None:
+        self.status.state = "load failed"
+        self.push_screen(ErrorDialog("The model could not be loaded", message.error), self._after_load_dialog)
+
+    def _after_load_dialog(self, choice: str | None) -> None:
+        if choice == "retry":
+            self.load_model()
+
+    # -- sending -----------------------------------------------------------------------------
+
+    @on(PromptInput.Submitted)
+    def on_prompt_submitted(self, message: PromptInput.Submitted) -> None:
+        text = message.text
+        if text.startswith("/") and self.run_slash_command(text):
+            return
+        if self.generating:
+            self.notify("Still answering: press Esc to stop it first.", severity="warning")
+            self.query_one(PromptInput).load_text(text)
+            return
+        if self.engine is None:
+            self.waiting = text
+            self.transcript.mount(UserMessage(text))
+            self.notify("The model is still loading; your message will be sent when it is ready.")
+            return
+        self.transcript.mount(UserMessage(text))
+        self._start_turn(text)
+
+    def _start_turn(self, text: str) -> None:
+        self.conversation.add_user(text)
+        messages = self.conversation.for_template()
+        self.conversation.add_assistant()
+        self._live = AssistantMessage()
+        self.transcript.mount(self._live)
+        self.generating = True
+        self.status.state = "thinking" if self.thinking else "answering"
+        self.generate(messages, self.thinking)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="generate")
+    def generate(self, messages: list[dict], thinking: bool) -> None:
+        try:
+            for event in self.engine.generate(messages, thinking=thinking, max_tokens=self.max_tokens,
+                                              sampling=self.sampling_for(thinking)):
+                self.post_message(EngineEvent(event))
+        except Exception as exc:
+            from qwen_tui.engine.events import Timings, Usage
+
+            self.post_message(EngineEvent(Finished("error", Usage(0, 0, 0), Timings(0, 0, 0), error=str(exc))))
+
+    def on_engine_event(self, message: EngineEvent) -> None:
+        self._pending.append(message.event)
+        if isinstance(message.event, Finished):
+            self.call_later(self._flush)
+
+    async def _flush(self) -> None:
+        if not self._pending or self._live is None:
+            return
+        events, self._pending = self._pending, []
+        live = self._live
+        reply = self.conversation.messages[-1]
+        text = []
+        for event in events:
+            if isinstance(event, ReasoningDelta):
+                live.append_reasoning(event.text)
+                reply.reasoning += event.text
+            elif isinstance(event, TextDelta):
+                text.append(event.text)
+            elif isinstance(event, Notice):
+                await self.transcript.mount(NoticeMessage(event.text, error=True), before=live)
+        if text:
+            chunk = "".join(text)
+            reply.content += chunk
+            self.status.state = "answering"
+            await live.append_answer(chunk)
+        finished = next((e for e in events if isinstance(e, Finished)), None)
+        if finished is not None:
+            await self._finish_turn(finished)
+
+    async def _finish_turn(self, finished: Finished) -> None:
+        live, self._live = self._live, None
+        self.generating = False
+        reply = self.conversation.messages[-1]
+        reply.finish_reason = finished.reason
+        await live.finish(finished.reason, finished.error)
+        self.status.state = "idle"
+        n = finished.usage.completion_tokens
+        if n and finished.timings.decode_ms > 0:
+            self.status.speed = f"{finished.timings.tokens_per_s(n):.1f} tok/s"
+        if self.engine is not None and getattr(self.engine, "info", None):
+            self.status.set_context(finished.usage.prompt_tokens + n, self.engine.info.n_ctx)
+        if finished.reason == "error":
+            self.push_screen(ErrorDialog("The model stopped with an error", finished.error or "unknown error"),
+                             self._after_turn_error)
+
+    def _after_turn_error(self, choice: str | None) -> None:
+        if choice != "retry":
+            return
+        # Drop the failed answer and its prompt, then ask again.
+        failed = self.conversation.messages.pop()
+        prompt = self.conversation.messages.pop() if self.conversation.messages else None
+        if failed.role == "assistant" and prompt is not None and prompt.role == "user":
+            self._start_turn(prompt.content)
+
+    # -- actions -----------------------------------------------------------------------------
+
+    def action_cancel(self) -> None:
+        if self.generating and self.engine is not None:
+            self.engine.cancel()
+            self.status.state = "stopping"
+
+    def action_toggle_thinking(self) -> None:
+        self.thinking = not self.thinking
+        self.status.thinking = self.thinking
+        self.notify(f"Thinking {'on' if self.thinking else 'off'} for the next turn")
+
+    async def action_new_chat(self) -> None:
+        if self.generating:
+            self.action_cancel()
+            return
+        self.conversation.clear()
+        await self.transcript.remove_children()
+        if self.engine is not None:
+            self.status.set_context(0, self.engine.info.n_ctx)
+
+    def action_copy_last(self) -> None:
+        last = self.conversation.last_answer
+        if last is None:
+            self.notify("Nothing to copy yet")
+            return
+        self.copy_to_clipboard(last.content)  # OSC 52: works over SSH and inside tmux
+        self.notify("Copied the last answer")
+
+    def action_toggle_reasoning(self) -> None:
+        blocks = [m.reasoning for m in self.transcript.query(AssistantMessage) if m.reasoning is not None]
+        if blocks:
+            blocks[-1].action_toggle()
+
+    def action_help(self) -> None:
+        keys = []
+        for binding in [*self.BINDINGS, *PromptInput.BINDINGS]:
+            active = self.active_bindings.get(binding.key)
+            keys.append((self.get_key_display(binding), binding.description, binding.id or ""))
+            del active
+        self.push_screen(HelpScreen(keys, SLASH_COMMANDS))
+
+    def run_slash_command(self, text: str) -> bool:
+        """Handle a /command; return False if it is not one (then it is sent as a prompt)."""
+        name, _, arg = text.strip().partition(" ")
+        if name in ("/new", "/clear"):
+            self.run_worker(self.action_new_chat(), exclusive=False)
+        elif name == "/think":
+            arg = arg.strip().lower()
+            if arg in ("on", "off"):
+                self.thinking = arg == "off"  # toggled back below
+            self.action_toggle_thinking()
+        elif name == "/help":
+            self.action_help()
+        elif name in ("/quit", "/exit"):
+            self.exit()
+        else:
+            return False
+        return True
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("New chat", "Start a new conversation", self.action_new_chat)
+        yield SystemCommand("Toggle thinking", "Qwen 3.5 reasoning on/off for the next turn", self.action_toggle_thinking)
+        yield SystemCommand("Copy last answer", "Copy to the clipboard (OSC 52, works over SSH)", self.action_copy_last)
+        yield SystemCommand("Stop answering", "Cancel the running generation", self.action_cancel)
+        yield SystemCommand("Toggle last reasoning", "Expand or collapse the last reasoning block", self.action_toggle_reasoning)
+        yield SystemCommand("Help", "Keys and slash commands", self.action_help)
+
+    async def on_unmount(self) -> None:
+        if self.engine is not None:
+            self.engine.cancel()
+            self.engine.close()
+
+
+def run_app(args) -> int:
+    """Entry point for `qwen-tui` without -p."""
+    import sys
+
+    from qwen_tui.engine.local import LocalEngine
+    from qwen_tui.headless import resolve_model, sampling_for
+
+    try:
+        model_path = resolve_model(args)
+        sampling_for(args, True)  # validate --grammar-file etc. before the screen opens
+    except Exception as exc:
+        print(f"qwen-tui: error: {exc}", file=sys.stderr)
+        return 2
+
+    def engine_factory():
+        return LocalEngine(model_path, n_ctx=args.ctx, n_threads=args.threads, n_threads_batch=args.threads_batch,
+                           n_gpu_layers=args.gpu_layers)
+
+    app = QwenApp(engine_factory, thinking=args.think is not False, system_prompt=args.system,
+                  max_tokens=args.max_tokens, sampling_for=lambda thinking: sampling_for(args, thinking))
+    app.run()
+    return app.return_code or 0
