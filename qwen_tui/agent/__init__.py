@@ -1,0 +1,1 @@
+"""The agent side of qwen-tui: turning what the model writes into tool calls."""
