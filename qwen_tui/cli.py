@@ -11,6 +11,15 @@ import sys
 
 from qwen_tui import __version__
 
+# Sub-commands, each a module with `main(argv) -> int` and its own parser. Imported only when
+# used, so that `qwen-tui --help` stays instant.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {}
+
+
+def register_subcommand(name: str, module: str, summary: str) -> None:
+    SUBCOMMANDS[name] = (module, summary)
+
+
 EPILOG = """\
 examples:
   qwen-tui --demo                         chat with the small embedded demo model
@@ -49,8 +58,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _epilog() -> str:
+    if not SUBCOMMANDS:
+        return EPILOG
+    lines = ["commands:"] + [f"  qwen-tui {name:<10} {summary}" for name, (_, summary) in sorted(SUBCOMMANDS.items())]
+    return "\n".join(lines) + "\n\n" + EPILOG
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        import importlib
+
+        module = importlib.import_module(SUBCOMMANDS[argv[0]][0])
+        return module.main(argv[1:])
+    parser = build_parser()
+    parser.epilog = _epilog()
+    args = parser.parse_args(argv)
     if args.prompt is not None:
         from qwen_tui.headless import run_headless
 
@@ -58,6 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     from qwen_tui.ui.app import run_app
 
     return run_app(args)
+
+
+register_subcommand("sessions", "qwen_tui.store.cli", "list, search, show, export, rename and delete stored sessions")
+register_subcommand("plugins", "qwen_tui.tools.cli_plugins", "list plugins, where they come from and their tools")
+register_subcommand("tools", "qwen_tui.tools.cli_tools", "call one tool exactly as the agent would")
 
 
 if __name__ == "__main__":
