@@ -34,6 +34,18 @@ _EXAMPLES = {
 _FAIL = object()
 
 
+def parameter_schemas(tools: object) -> dict[str, dict]:
+    """OpenAI-style tools -> {tool name: {parameter name: JSON schema}}, skipping anything odd."""
+    found: dict[str, dict] = {}
+    for tool in tools if isinstance(tools, (list, tuple)) else ():
+        spec = tool.get("function", tool) if isinstance(tool, dict) else None
+        if isinstance(spec, dict) and isinstance(spec.get("name"), str):
+            params = spec.get("parameters")
+            props = params.get("properties") if isinstance(params, dict) else None
+            found[spec["name"]] = props if isinstance(props, dict) else {}
+    return found
+
+
 def schema_types(schema: object) -> list[str]:
     """The JSON types a (sub)schema allows, as far as we can tell; [] means unknown."""
     if not isinstance(schema, dict):
@@ -118,4 +130,5 @@ def coerce(text: str, schema: object) -> tuple[object, str | None]:
             return value, None
     if not wanted or "string" in types:
         return text, None
-    return text, " or ".join(f"{'an' if t[0] in 'aeiou' else 'a'} {t} (e.g. {_EXAMPLES[t]})" for t in types if t in _ORDER)
+    described = [f"{'an' if t[0] in 'aeiou' else 'a'} {t} (e.g. {_EXAMPLES[t]})" for t in types if t in _ORDER]
+    return text, " or ".join(described)

@@ -51,13 +51,15 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from qwen_tui.agent.coercion import coerce
+from qwen_tui.agent.coercion import coerce, parameter_schemas
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"
 PARAM_CLOSE, FUNC_CLOSE = "</parameter>", "</function>"
 
-XML_FORMAT = "<tool_call>\n<function=FUNCTION_NAME>\n<parameter=PARAMETER_NAME>\nVALUE\n</parameter>\n</function>\n</tool_call>"
+XML_FORMAT = (
+    "<tool_call>\n<function=FUNCTION_NAME>\n<parameter=PARAMETER_NAME>\nVALUE\n</parameter>\n</function>\n</tool_call>"
+)
 JSON_FORMAT = '<tool_call>\n{"name": "FUNCTION_NAME", "arguments": {"PARAMETER_NAME": VALUE}}\n</tool_call>'
 
 _FUNC = re.compile(r"\s*<function=([^<>\n]*)>")
@@ -67,19 +69,28 @@ _JSON_NAME = re.compile(r'\s*\{\s*"name"\s*:\s*("(?:[^"\\]|\\.)*")')
 
 @dataclass
 class ToolCall:
+    """A well-formed call; `raw` is the exact text of its `<tool_call>...</tool_call>`."""
+
     name: str
     arguments: dict
-    raw: str  # the exact text of this <tool_call>...</tool_call>
+    raw: str
 
 
 @dataclass
 class ParseError:
-    message: str  # written for the model: what was wrong and the correct format
-    raw: str  # the text concerned (a whole call, or the stray text)
+    """Something the model got wrong, told to the model: what, and the correct format.
+
+    `raw` is the text concerned: the whole `<tool_call>...</tool_call>` (or up to where it broke
+    off), or for text after the calls that text."""
+
+    message: str
+    raw: str
 
 
 @dataclass
 class ParsedReply:
+    """The reply, parsed; see the module docstring for how content and reasoning are trimmed."""
+
     content: str
     reasoning: str
     tool_calls: list[ToolCall] = field(default_factory=list)
@@ -127,7 +138,10 @@ class ToolCallFailed:
     error: ParseError
 
 
-Event = ContentDelta | ReasoningDelta | ToolCallStarted | ToolCallName | ToolCallArgument | ToolCallFinished | ToolCallFailed
+Event = (
+    ContentDelta | ReasoningDelta | ToolCallStarted | ToolCallName
+    | ToolCallArgument | ToolCallFinished | ToolCallFailed
+)
 
 
 def parse_reply(text: str, tools: list[dict] | None = None, thinking: bool = False) -> ParsedReply:
@@ -147,18 +161,6 @@ def _malformed(why: str, raw: str, example: str = XML_FORMAT) -> ParseError:
         f"The correct format is:\n{example}",
         raw,
     )
-
-
-def _schemas(tools: object) -> dict[str, dict]:
-    """tool name -> {parameter name: JSON schema}, skipping anything unexpected."""
-    found: dict[str, dict] = {}
-    for tool in tools if isinstance(tools, (list, tuple)) else ():
-        spec = tool.get("function", tool) if isinstance(tool, dict) else None
-        if isinstance(spec, dict) and isinstance(spec.get("name"), str):
-            params = spec.get("parameters")
-            props = params.get("properties") if isinstance(params, dict) else None
-            found[spec["name"]] = props if isinstance(props, dict) else {}
-    return found
 
 
 def _unwrap(value: str) -> str:
@@ -186,9 +188,9 @@ def _parse_call(raw: str, schemas: dict[str, dict]) -> Parsed:
         return _parse_json(head.rstrip(), raw)
     if head.startswith("<function"):
         return _parse_xml(body, raw, schemas)
-    why = "the <tool_call> block was empty" if not head else (
-        f"a <tool_call> block must start with <function=NAME>, but yours starts with {_snip(head)}"
-    )
+    why = f"a <tool_call> block must start with <function=NAME>, but yours starts with {_snip(head)}"
+    if not head:
+        why = "the <tool_call> block was empty"
     return None, [_malformed(why, raw)], []
 
 
@@ -218,7 +220,7 @@ def _parse_xml(body: str, raw: str, schemas: dict[str, dict]) -> Parsed:
         if wanted:
             errors.append(ParseError(
                 f"In your call to {name!r}, parameter {arg!r} must be {wanted}, but its value {_snip(text)} is not; "
-                "the call was still made, with that value passed as a string.",
+                "the call was kept, with that value passed as a string.",
                 raw,
             ))
         pairs.append((arg, value))
@@ -308,7 +310,7 @@ class StreamingReplyParser:
     """Parse a reply as it streams: feed() deltas, then flush() for the last events and finish()."""
 
     def __init__(self, tools: list[dict] | None = None, thinking: bool = False) -> None:
-        self._schemas = _schemas(tools)
+        self._schemas = parameter_schemas(tools)
         self._thinking = thinking
         self._state = _START
         self._buf = ""  # text not decided yet
@@ -341,7 +343,7 @@ class StreamingReplyParser:
         if self._stray:
             errors.append(ParseError(
                 f"You wrote text after your tool call: {_snip(stray)}. It was kept as part of your reply and the "
-                "tool call was still made, but tool calls must come last: put any explanation before the first "
+                "tool call was kept too, but tool calls must come last: put any explanation before the first "
                 "<tool_call> and end your reply right after the last </tool_call>.",
                 stray,
             ))
@@ -358,7 +360,7 @@ class StreamingReplyParser:
         self._content.add(text, out)
         if self._after is not None:
             self._after += text
-            self._stray = self._stray or (not failed and not text.isspace() and text != "")
+            self._stray = self._stray or (not failed and bool(text.strip()))
 
     def _pump(self, out: list, final: bool) -> None:
         while True:
@@ -409,7 +411,8 @@ class StreamingReplyParser:
         elif reopen >= 0 or final:
             raw = buf[:reopen] if reopen >= 0 else buf
             ended = "the next <tool_call> began" if reopen >= 0 else "your reply ended"
-            call, errors, pairs = None, [_malformed(f"<tool_call> was never closed with </tool_call> ({ended} first)", raw)], []
+            why = f"<tool_call> was never closed with </tool_call> ({ended} first)"
+            call, errors, pairs = None, [_malformed(why, raw)], []
         else:
             forming.scanned = len(buf)
             self._progress(out)

@@ -14,6 +14,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 import qwen_tui
 from qwen_tui.agent.parser import (
+    CALL_OPEN,
     ContentDelta,
     ParsedReply,
     ReasoningDelta,
@@ -30,7 +31,8 @@ FORMAT_HINT = "<function=FUNCTION_NAME>"
 
 
 def tool(name: str, **props: dict) -> dict:
-    return {"type": "function", "function": {"name": name, "description": "", "parameters": {"type": "object", "properties": props}}}
+    parameters = {"type": "object", "properties": props}
+    return {"type": "function", "function": {"name": name, "description": "", "parameters": parameters}}
 
 
 def fmt(value: object) -> str:
@@ -43,7 +45,11 @@ def xml_call(name: str, args: dict) -> str:
     return f"<tool_call>\n<function={name}>\n{params}</function>\n</tool_call>"
 
 
-def render(calls: list[tuple[str, dict]], content: str = "", reasoning: str | None = None, prefilled: bool = False) -> str:
+def wrap(body: str) -> str:
+    return f"<tool_call>\n{body}\n</tool_call>"
+
+
+def render(calls: list[tuple[str, dict]], content="", reasoning: str | None = None, prefilled=False) -> str:
     """An assistant reply laid out like the template does it; `prefilled`: the prompt holds `<think>\\n`."""
     out = "" if reasoning is None else ("" if prefilled else "<think>\n") + reasoning + "\n</think>\n\n"
     out += content
@@ -102,9 +108,10 @@ def test_several_calls_with_text_before():
 
 @pytest.mark.parametrize("prefilled", [True, False])
 def test_reasoning_before_call(prefilled):
-    text = render([("run", {"cmd": "pwd"})], "Checking.", reasoning="The user wants\nthe directory.", prefilled=prefilled)
+    thought = "The user wants\nthe directory."
+    text = render([("run", {"cmd": "pwd"})], "Checking.", reasoning=thought, prefilled=prefilled)
     reply = parse_reply(text, thinking=prefilled)
-    assert reply.reasoning == "The user wants\nthe directory."
+    assert reply.reasoning == thought
     assert reply.content == "Checking."
     assert calls_of(reply) == [("run", {"cmd": "pwd"})]
 
@@ -114,7 +121,8 @@ def test_reasoning_only_answer_and_unclosed_reasoning():
         "Hello, world!\nWhat's up?", "I'm\nthinking", [], []
     )
     assert parse_reply("  <think>\nhmm\n</think>\n\nHi", thinking=False).reasoning == "hmm"
-    assert parse_reply("still thinking when cut off", thinking=True) == ParsedReply("", "still thinking when cut off", [], [])
+    assert parse_reply("<think>\nhmm\n</think>\n\nHi", thinking=True).reasoning == "hmm"  # re-opened by the model
+    assert parse_reply("cut off while thinking", thinking=True) == ParsedReply("", "cut off while thinking", [], [])
     # a <think> that does not open the reply is just text
     assert parse_reply("a <think>b</think>").content == "a <think>b</think>"
 
@@ -127,11 +135,12 @@ def test_tool_call_ends_prefilled_reasoning_like_llama_cpp():
 
 def test_multiline_values_and_own_trailing_newline():
     code = 'def hello():\n    print("Hello, world!")\n\nhello()'
-    text = render([("edit", {"file": "foo.c", "old": "#iclunde", "new": "#include\n", "code": code, "indented": "    x"})])
+    args = {"file": "foo.c", "old": "#iclunde", "new": "#include\n", "code": code, "indented": "    x"}
+    text = render([("edit", args)])
     assert "#include\n\n</parameter>" in text
-    assert calls_of(parse_reply(text)) == [("edit", {"file": "foo.c", "old": "#iclunde", "new": "#include\n", "code": code, "indented": "    x"})]
+    assert calls_of(parse_reply(text)) == [("edit", args)]
     # an empty value, written with or without the template's blank line
-    empty = "<tool_call>\n<function=f>\n<parameter=a>\n\n</parameter>\n<parameter=b>\n</parameter>\n</function>\n</tool_call>"
+    empty = wrap("<function=f>\n<parameter=a>\n\n</parameter>\n<parameter=b>\n</parameter>\n</function>")
     assert calls_of(parse_reply(empty)) == [("f", {"a": "", "b": ""})]
 
 
@@ -177,7 +186,7 @@ TYPED = tool(
     ],
 )
 def test_coercion_to_schema_types(arg, written, value):
-    reply = parse_reply(f"<tool_call>\n<function=t>\n<parameter={arg}>\n{written}\n</parameter>\n</function>\n</tool_call>", [TYPED])
+    reply = parse_reply(wrap(f"<function=t>\n<parameter={arg}>\n{written}\n</parameter>\n</function>"), [TYPED])
     assert reply.errors == []
     got = reply.tool_calls[0].arguments[arg]
     assert got == value and type(got) is type(value)
@@ -199,7 +208,7 @@ def test_coercion_to_schema_types(arg, written, value):
     ],
 )
 def test_coercion_failure_keeps_call_with_string_and_reports(arg, written, expected):
-    text = f"<tool_call>\n<function=t>\n<parameter={arg}>\n{written}\n</parameter>\n</function>\n</tool_call>"
+    text = wrap(f"<function=t>\n<parameter={arg}>\n{written}\n</parameter>\n</function>")
     reply = parse_reply(text, [TYPED])
     assert calls_of(reply) == [("t", {arg: written})]
     [error] = reply.errors
@@ -227,21 +236,38 @@ def test_hermes_json_form():
 # --- malformed replies -----------------------------------------------------------------------
 
 GOOD = xml_call("ls", {"dir": "."})
-MALFORMED = {
+
+
+MALFORMED = {  # case: (reply, what the error message must say)
     "unclosed at end": ("Sure.\n<tool_call>\n<function=ls>\n<parameter=dir>\n.\n", "never closed with </tool_call>"),
-    "function without >": ("<tool_call>\n<function=ls\n<parameter=dir>\n.\n</parameter>\n</function>\n</tool_call>", "<function= was never closed with '>'"),
-    "empty function name": ("<tool_call>\n<function=>\n</function>\n</tool_call>", "names no function"),
-    "parameter without >": ("<tool_call>\n<function=ls>\n<parameter=dir\n.\n</parameter>\n</function>\n</tool_call>", "<parameter= in your call to 'ls' was never closed"),
-    "missing </parameter>": ("<tool_call>\n<function=ls>\n<parameter=dir>\n.\n</function>\n</tool_call>", "<parameter=dir> in your call to 'ls' was never closed with </parameter>"),
-    "missing </function>": ("<tool_call>\n<function=ls>\n<parameter=dir>\n.\n</parameter>\n</tool_call>", "<function=ls> was never closed with </function>"),
-    "junk inside function": ("<tool_call>\n<function=ls>\ndir=.\n</function>\n</tool_call>", "unexpected text 'dir=.\\n</function>\\n' inside <function=ls>"),
-    "junk after function": ("<tool_call>\n<function=ls>\n</function>\noops\n</tool_call>", "between </function> and </tool_call>"),
-    "empty tool_call": ("<tool_call>\n</tool_call>", "was empty"),
-    "no function at all": ("<tool_call>\nls .\n</tool_call>", "must start with <function=NAME>"),
-    "bad JSON": ('<tool_call>\n{"name": "ls", "arguments": {"dir": .}}\n</tool_call>', "not valid"),
-    "JSON without name": ('<tool_call>\n{"arguments": {}}\n</tool_call>', 'no "name"'),
-    "JSON arguments not an object": ('<tool_call>\n{"name": "ls", "arguments": [1]}\n</tool_call>', '"arguments" is not a JSON object'),
-    "JSON arguments bad string": ('<tool_call>\n{"name": "ls", "arguments": "{dir"}\n</tool_call>', '"arguments" string is not valid JSON'),
+    "function without >": (
+        wrap("<function=ls\n<parameter=dir>\n.\n</parameter>\n</function>"),
+        "<function= was never closed with '>'",
+    ),
+    "empty function name": (wrap("<function=>\n</function>"), "names no function"),
+    "parameter without >": (
+        wrap("<function=ls>\n<parameter=dir\n.\n</parameter>\n</function>"),
+        "<parameter= in your call to 'ls' was never closed",
+    ),
+    "missing </parameter>": (
+        wrap("<function=ls>\n<parameter=dir>\n.\n</function>"),
+        "<parameter=dir> in your call to 'ls' was never closed with </parameter>",
+    ),
+    "missing </function>": (
+        wrap("<function=ls>\n<parameter=dir>\n.\n</parameter>"),
+        "<function=ls> was never closed with </function>",
+    ),
+    "junk inside function": (
+        wrap("<function=ls>\ndir=.\n</function>"),
+        "unexpected text 'dir=.\\n</function>\\n' inside <function=ls>",
+    ),
+    "junk after function": (wrap("<function=ls>\n</function>\noops"), "between </function> and </tool_call>"),
+    "empty tool_call": (wrap(""), "was empty"),
+    "no function at all": (wrap("ls ."), "must start with <function=NAME>"),
+    "bad JSON": (wrap('{"name": "ls", "arguments": {"dir": .}}'), "not valid"),
+    "JSON without name": (wrap('{"arguments": {}}'), 'no "name"'),
+    "JSON arguments not an object": (wrap('{"name": "ls", "arguments": [1]}'), '"arguments" is not a JSON object'),
+    "JSON arguments bad string": (wrap('{"name": "ls", "arguments": "{dir"}'), '"arguments" string is not valid JSON'),
 }
 
 
@@ -280,12 +306,13 @@ def test_text_after_last_call_is_content_plus_error():
 def test_partial_tags_are_never_shown_as_text():
     parser = StreamingReplyParser(thinking=True)
     shown = []
-    for piece in ["plan", "ning </thi", "nk>\n\nHello <tool_", "call>\n<function=ls>\n<parameter=dir>\n/ho", "me\n</param"]:
+    pieces = ["plan", "ning </thi", "nk>\n\nHello <tool_", "call>\n<function=ls>\n<parameter=dir>\n/h", "ome\n</pa"]
+    for piece in pieces:
         shown += parser.feed(piece)
     assert "".join(e.text for e in shown if isinstance(e, ReasoningDelta)) == "planning"
     assert [e.text for e in shown if isinstance(e, ContentDelta)] == ["Hello"]  # the space waits for more text
     assert [e for e in shown if isinstance(e, ToolCallArgument)][-1] == ToolCallArgument(0, "dir", "/home")
-    shown += parser.feed("eter>\n</function>\n</tool_call>")
+    shown += parser.feed("rameter>\n</function>\n</tool_call>")
     shown += parser.flush()
     kinds = [type(e).__name__ for e in shown if not isinstance(e, (ContentDelta, ReasoningDelta))]
     assert kinds[:2] == ["ToolCallStarted", "ToolCallName"] and kinds[-2:] == ["ToolCallArgument", "ToolCallFinished"]
@@ -315,7 +342,7 @@ def test_public_api_is_lazy():
 # --- the real template -----------------------------------------------------------------------
 
 
-def template_reply(template: str, calls: list[tuple[str, dict]], content: str, reasoning: str, tools: list[dict]) -> str:
+def template_reply(template: str, calls: list, content: str, reasoning: str, tools: list[dict]) -> str:
     """The assistant part of a conversation rendered by Qwen 3.5's own chat template."""
 
     def raise_exception(message):
@@ -339,12 +366,14 @@ def template_reply(template: str, calls: list[tuple[str, dict]], content: str, r
 
 def test_round_trip_through_the_real_template(qwen35_template):
     calls = [
-        ("write_file", {"path": "src/app.py", "content": "import os\n\nprint(os.getcwd())\n", "mode": 420, "force": False}),
-        ("search", {"query": "TODO", "options": {"globs": ["*.py"], "max": 5}, "paths": ["src", "tests"], "ratio": 0.5, "since": None}),
+        ("write_file", {"path": "app.py", "content": "import os\n\nprint(os.getcwd())\n", "mode": 420, "force": False}),
+        ("search", {"query": "TODO", "options": {"globs": ["*.py"]}, "paths": ["src"], "ratio": 0.5, "since": None}),
     ]
+    string, integer, boolean = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
     tools = [
-        tool("write_file", path={"type": "string"}, content={"type": "string"}, mode={"type": "integer"}, force={"type": "boolean"}),
-        tool("search", query={"type": "string"}, options={"type": "object"}, paths={"type": "array"}, ratio={"type": "number"}, since={"type": ["string", "null"]}),
+        tool("write_file", path=string, content=string, mode=integer, force=boolean),
+        tool("search", query=string, options={"type": "object"}, paths={"type": "array"}, ratio={"type": "number"},
+             since={"type": ["string", "null"]}),
     ]
     text = template_reply(qwen35_template, calls, "I'll write the file, then search.", "Two steps.", tools)
     assert text.startswith("<think>\nTwo steps.\n</think>\n\n") and "<function=write_file>" in text
@@ -358,11 +387,16 @@ def test_round_trip_through_the_real_template(qwen35_template):
 # --- properties ------------------------------------------------------------------------------
 
 FORBIDDEN = ("</parameter>", "</tool_call>", "<tool_call>")
-TAGS = ["<tool_call>", "</tool_call>", "<function=", "</function>", "<parameter=", "</parameter>", "<think>", "</think>", ">", "<", "\n", "{", '"name": ', "}"]
+TAGS = ["<tool_call>", "</tool_call>", "<function=", "</function>", "<parameter=", "</parameter>", "<think>"]
+TAGS += ["</think>", ">", "<", "\n", "{", '"name": ', "}"]
 texty = st.lists(st.sampled_from(TAGS) | st.text(max_size=6), max_size=12).map("".join)
-json_leaf = st.none() | st.booleans() | st.integers(-(2**63), 2**63) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8)
-nested = st.recursive(json_leaf, lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=5), c, max_size=3), max_leaves=8)
-value = (st.text(max_size=30) | texty | json_leaf | st.dictionaries(st.text(max_size=5), nested, max_size=3) | st.lists(nested, max_size=3)).filter(
+number = st.integers(-(2**63), 2**63) | st.floats(allow_nan=False, allow_infinity=False)
+json_leaf = st.none() | st.booleans() | number | st.text(max_size=8)
+nested = st.recursive(
+    json_leaf, lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=5), c, max_size=3), max_leaves=8
+)
+containers = st.dictionaries(st.text(max_size=5), nested, max_size=3) | st.lists(nested, max_size=3)
+value = st.one_of(st.text(max_size=30), texty, json_leaf, containers).filter(
     lambda v: not any(tag in fmt(v) for tag in FORBIDDEN)
 )
 call = st.tuples(
@@ -373,7 +407,8 @@ calls_st = st.lists(call, max_size=3, unique_by=lambda c: c[0])
 
 
 def json_type(v: object) -> str:
-    return {type(None): "null", bool: "boolean", int: "integer", float: "number", dict: "object", list: "array"}.get(type(v), "string")
+    names = {type(None): "null", bool: "boolean", int: "integer", float: "number", dict: "object", list: "array"}
+    return names.get(type(v), "string")
 
 
 def tools_for(calls) -> list[dict]:
@@ -385,7 +420,7 @@ def valid_replies(draw):
     calls = draw(calls_st)
     thinking = draw(st.booleans())
     reasoning = draw(st.none() | texty | st.text(max_size=20)) if not thinking else draw(texty | st.text(max_size=20))
-    if reasoning is not None and ("</think>" in reasoning or "<tool_call>" in reasoning):
+    if reasoning is not None and ("</think>" in reasoning or "<tool_call>" in reasoning or "<think>" in reasoning):
         reasoning = None if not thinking else ""
     content = draw(texty | st.text(max_size=20))
     while "<tool_call>" in content:
@@ -411,7 +446,8 @@ def test_valid_replies_parse_to_their_calls_under_any_chunking(reply, data):
     assert parsed.errors == []
 
 
-mutation = st.tuples(st.sampled_from(["insert", "delete", "duplicate", "truncate", "splice"]), st.integers(0, 10**6), st.integers(1, 12), st.sampled_from(TAGS))
+OPS = ["insert", "delete", "duplicate", "truncate", "splice"]
+mutation = st.tuples(st.sampled_from(OPS), st.integers(0, 10**6), st.integers(1, 12), st.sampled_from(TAGS))
 
 
 def mutate(text: str, ops) -> str:
@@ -459,7 +495,7 @@ def test_random_text_never_raises(text, thinking, data):
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-@given(calls=calls_st.filter(bool), content=st.text(max_size=20).map(str.strip).filter(lambda s: "<tool_call>" not in s))
+@given(calls=calls_st.filter(bool), content=st.text(max_size=20).map(str.strip).filter(lambda s: CALL_OPEN not in s))
 def test_python_layout_matches_the_real_template(qwen35_template, calls, content):
     text = template_reply(qwen35_template, calls, content, "", tools_for(calls))
     assert text == "<think>\n\n</think>\n\n" + render(calls, content)
