@@ -1,13 +1,15 @@
 """The full-screen app. It wires widgets, the engine and the conversation; it does not think.
 
 Threads: model loading and generation run in thread workers; they reach the UI only through
-post_message. Streamed text is buffered as it arrives and flushed to the screen by a timer
-(about 12 Hz), so the UI repaints a few times a second, not once per token, and leaves the CPU
-to the model.
+post_message. The generation thread batches streamed text into about FLUSH_HZ messages a
+second, so the UI repaints a dozen times a second, not once per token, and leaves the CPU to
+the model.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -22,7 +24,7 @@ from textual.widgets import Footer
 from qwen_tui.config import load_keymap
 from qwen_tui.conversation import Conversation
 from qwen_tui.engine.errors import EngineError
-from qwen_tui.engine.events import Finished, Notice, ReasoningDelta, TextDelta
+from qwen_tui.engine.events import Finished, Notice, ReasoningDelta, TextDelta, Timings, Usage
 from qwen_tui.ui.screens.dialogs import ErrorDialog, HelpScreen
 from qwen_tui.ui.widgets.messages import AssistantMessage, NoticeMessage, UserMessage
 from qwen_tui.ui.widgets.prompt import PromptInput
@@ -55,8 +57,10 @@ class ModelFailed(Message):
 
 
 @dataclass
-class EngineEvent(Message):
-    event: object
+class EngineEvents(Message):
+    """A batch of engine events: the generation thread posts about FLUSH_HZ of these a second."""
+
+    events: list
 
 
 class QwenApp(App):
@@ -111,7 +115,6 @@ class QwenApp(App):
         self.query_one(PromptInput).focus()
         for problem in self.config_problems:
             self.notify(problem, severity="warning", timeout=10)
-        self.set_interval(1 / FLUSH_HZ, self._flush)
         self.load_model()
 
     # -- model loading -----------------------------------------------------------------------
@@ -183,21 +186,28 @@ class QwenApp(App):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="generate")
     def generate(self, messages: list[dict], thinking: bool) -> None:
+        # Batch on this side: one message per 1/FLUSH_HZ s, not one per token. The first token
+        # after a pause goes out at once; a burst waits at most one interval.
+        batch: list = []
+        last_post = 0.0
         try:
             for event in self.engine.generate(messages, thinking=thinking, max_tokens=self.max_tokens,
                                               sampling=self.sampling_for(thinking)):
-                self.post_message(EngineEvent(event))
+                batch.append(event)
+                now = time.monotonic()
+                if isinstance(event, (Finished, Notice)) or now - last_post >= 1 / FLUSH_HZ:
+                    self.post_message(EngineEvents(batch))
+                    batch, last_post = [], now
         except Exception as exc:
-            from qwen_tui.engine.events import Timings, Usage
+            batch.append(Finished("error", Usage(0, 0, 0), Timings(0, 0, 0), error=str(exc)))
+        if batch:
+            self.post_message(EngineEvents(batch))
 
-            self.post_message(EngineEvent(Finished("error", Usage(0, 0, 0), Timings(0, 0, 0), error=str(exc))))
+    async def on_engine_events(self, message: EngineEvents) -> None:
+        self._pending.extend(message.events)
+        await self._flush_stream()
 
-    def on_engine_event(self, message: EngineEvent) -> None:
-        self._pending.append(message.event)
-        if isinstance(message.event, Finished):
-            self.call_later(self._flush)
-
-    async def _flush(self) -> None:
+    async def _flush_stream(self) -> None:
         if not self._pending or self._live is None:
             return
         events, self._pending = self._pending, []
@@ -223,10 +233,10 @@ class QwenApp(App):
 
     async def _finish_turn(self, finished: Finished) -> None:
         live, self._live = self._live, None
-        self.generating = False
         reply = self.conversation.messages[-1]
         reply.finish_reason = finished.reason
         await live.finish(finished.reason, finished.error)
+        self.generating = False  # only now: the answer is on screen and in the conversation
         self.status.state = "idle"
         n = finished.usage.completion_tokens
         if n and finished.timings.decode_ms > 0:
@@ -245,6 +255,29 @@ class QwenApp(App):
         prompt = self.conversation.messages.pop() if self.conversation.messages else None
         if failed.role == "assistant" and prompt is not None and prompt.role == "user":
             self._start_turn(prompt.content)
+
+    async def show_history(self, messages: list, *, first_chunk: int = 40, chunk: int = 100) -> None:
+        """Put earlier messages (a resumed session) into the conversation and on screen.
+
+        The newest messages are mounted first, so the screen is usable at once; older ones are
+        added above them in chunks, yielding to input in between (a 1,000-message session would
+        otherwise freeze the app while every message is laid out).
+        """
+        self.conversation.messages[:0] = messages
+
+        def widget(message):
+            if message.role == "user":
+                return UserMessage(message.content)
+            return AssistantMessage(message.content, message.reasoning, finished=True)
+
+        shown = [m for m in messages if m.role in ("user", "assistant")]
+        newest, older = shown[-first_chunk:], shown[:-first_chunk]
+        await self.transcript.mount_all([widget(m) for m in newest], before=0 if self.transcript.children else None)
+        self.transcript.scroll_end(animate=False)
+        while older:
+            older, part = older[:-chunk], older[-chunk:]
+            await asyncio.sleep(0)  # let keys through
+            await self.transcript.mount_all([widget(m) for m in part], before=0)
 
     # -- actions -----------------------------------------------------------------------------
 

@@ -62,17 +62,27 @@ class ReasoningBlock(Static, can_focus=True):
 
 
 class AssistantMessage(Vertical):
-    def __init__(self) -> None:
+    def __init__(self, text: str = "", reasoning: str = "", *, finished: bool = False) -> None:
+        """A live (streaming) answer, or with finished=True an earlier one shown as is (history)."""
         super().__init__(classes="message assistant")
         self.border_title = "assistant"
-        self.text = ""
+        self.text = text
         self.reasoning: ReasoningBlock | None = None
         self._live: Markdown | None = None
         self._stream = None
-        self.finished = False
+        self.finished = finished
+        self._history_reasoning = reasoning
 
     def compose(self) -> ComposeResult:
-        yield from ()
+        if not self.finished:
+            return
+        if self._history_reasoning:
+            self.reasoning = ReasoningBlock()
+            self.reasoning.text = self._history_reasoning
+            self.reasoning.finish()
+            yield self.reasoning
+        if self.text:
+            yield Static(RichMarkdown(self.text, code_theme="monokai"), classes="answer")
 
     def append_reasoning(self, text: str) -> None:
         if self.reasoning is None:
