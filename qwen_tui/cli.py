@@ -43,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-p", "--prompt", metavar="TEXT", help="answer TEXT and exit (headless); piped stdin is appended")
     parser.add_argument("--json", action="store_true", help="with -p: print one JSON object per event (JSON Lines)")
     parser.add_argument("--system", metavar="TEXT", help="system prompt")
+    sessions = parser.add_argument_group("sessions")
+    sessions.add_argument("-c", "--continue", dest="resume", action="store_const", const="last",
+                          help="continue the last session in this folder")
+    sessions.add_argument("--session", dest="resume", metavar="ID", help="continue session ID (or 'last', or an id prefix)")
+    sessions.add_argument("--no-save", action="store_true", help="don't store this conversation")
     think = parser.add_mutually_exclusive_group()
     think.add_argument("--think", dest="think", action="store_true", default=None, help="let Qwen 3.5 reason before answering")
     think.add_argument("--no-think", dest="think", action="store_false", help="answer directly, without a reasoning block")

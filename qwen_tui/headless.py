@@ -55,13 +55,8 @@ def read_stdin() -> str:
     return text
 
 
-def build_messages(args: argparse.Namespace, piped: str) -> list[dict]:
-    content = args.prompt if not piped else f"{args.prompt}\n\n{piped}"
-    messages = []
-    if args.system:
-        messages.append({"role": "system", "content": args.system})
-    messages.append({"role": "user", "content": content})
-    return messages
+def build_prompt(args: argparse.Namespace, piped: str) -> str:
+    return args.prompt if not piped else f"{args.prompt}\n\n{piped}"
 
 
 def _emit_json(obj: dict) -> None:
@@ -70,18 +65,23 @@ def _emit_json(obj: dict) -> None:
 
 
 def run_headless(args: argparse.Namespace) -> int:
+    from qwen_tui.conversation import Conversation
     from qwen_tui.engine.local import LocalEngine
+    from qwen_tui.session_log import SessionLog
+    from qwen_tui.store import StoreError
 
     try:
         piped = read_stdin()
         sampling = sampling_for(args, args.think)
         model_path = resolve_model(args)
+        log, history = SessionLog.open(save=not args.no_save, model=str(model_path), kind="headless",
+                                       resume=args.resume, settings={"thinking": args.think})
         engine = LocalEngine(
             model_path, n_ctx=args.ctx, n_threads=args.threads, n_threads_batch=args.threads_batch,
             n_gpu_layers=args.gpu_layers,
         )
         info = engine.load()
-    except EngineError as exc:
+    except (EngineError, StoreError) as exc:
         print(f"qwen-tui: error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # the demo fetch and friends: still one line, no traceback
@@ -94,27 +94,44 @@ def run_headless(args: argparse.Namespace) -> int:
             "n_threads_batch": info.threads.n_threads_batch, "threads": info.threads.reason,
             "n_gpu_layers": info.n_gpu_layers,
         })
+    if log.problem:
+        print(f"qwen-tui: {log.problem}", file=sys.stderr)
+    conversation = Conversation(system_prompt=args.system, messages=list(history))
+    prompt = build_prompt(args, piped)
+    conversation.add_user(prompt)
+    log.user(prompt)
+    log.start_answer()
+    log.start_autoflush()
     status = 0
     try:
-        events = engine.generate(
-            build_messages(args, piped), thinking=args.think, max_tokens=args.max_tokens,
-            sampling=sampling,
-        )
-        status = _stream(events, args.json)
+        events = engine.generate(conversation.for_template(), thinking=args.think, max_tokens=args.max_tokens,
+                                 sampling=sampling)
+        status = _stream(events, args.json, log)
     except KeyboardInterrupt:
         engine.cancel()
+        log.finish_answer("cancelled")
         status = 130
     except EngineError as exc:
         print(f"\nqwen-tui: error: {exc}", file=sys.stderr)
+        log.finish_answer("error")
         status = 1
     finally:
         engine.close()
+        log.close()
+    if log.session_id and args.json:
+        _emit_json({"type": "session", "id": log.session_id})
     return status
 
 
-def _stream(events, as_json: bool) -> int:
+def _stream(events, as_json: bool, log) -> int:
     at_line_start = True
     for event in events:
+        if isinstance(event, TextDelta):
+            log.answer_delta(content=event.text)
+        elif isinstance(event, ReasoningDelta):
+            log.answer_delta(reasoning=event.text)
+        elif isinstance(event, Finished):
+            log.finish_answer(event.reason, event.usage, event.timings)
         if as_json:
             _emit_json(_event_json(event))
         elif isinstance(event, TextDelta):

@@ -24,6 +24,7 @@ from textual.widgets import Footer
 from qwen_tui.config import load_keymap
 from qwen_tui.conversation import Conversation
 from qwen_tui.engine.errors import EngineError
+from qwen_tui.session_log import SessionLog
 from qwen_tui.engine.events import Finished, Notice, ReasoningDelta, TextDelta, Timings, Usage
 from qwen_tui.ui.screens.dialogs import ErrorDialog, HelpScreen
 from qwen_tui.ui.widgets.messages import AssistantMessage, NoticeMessage, UserMessage
@@ -36,6 +37,7 @@ SLASH_COMMANDS = [
     ("/new", "start a new conversation"),
     ("/clear", "clear the transcript (same as /new)"),
     ("/think [on|off]", "toggle Qwen 3.5 thinking for the next turns"),
+    ("/export [md|json] [PATH]", "write this session to a file"),
     ("/help", "show keys and commands"),
     ("/quit", "quit"),
 ]
@@ -77,8 +79,11 @@ class QwenApp(App):
     ]
 
     def __init__(self, engine_factory: Callable[[], object], *, thinking: bool = True, system_prompt: str | None = None,
-                 max_tokens: int = 4096, sampling_for: Callable[[bool], object] | None = None) -> None:
+                 max_tokens: int = 4096, sampling_for: Callable[[bool], object] | None = None,
+                 session_log: SessionLog | None = None, history: list | None = None) -> None:
         super().__init__()
+        self.session_log = session_log or SessionLog(None, workspace=".", model="")
+        self._history = history or []
         self.engine_factory = engine_factory
         self.engine = None
         self.thinking = thinking
@@ -113,8 +118,12 @@ class QwenApp(App):
         self.transcript.anchor()
         self.status.thinking = self.thinking
         self.query_one(PromptInput).focus()
-        for problem in self.config_problems:
-            self.notify(problem, severity="warning", timeout=10)
+        for problem in [*self.config_problems, self.session_log.problem]:
+            if problem:
+                self.notify(problem, severity="warning", timeout=10)
+        self.session_log.start_autoflush()
+        if self._history:
+            self.run_worker(self.show_history(self._history), group="history")
         self.load_model()
 
     # -- model loading -----------------------------------------------------------------------
@@ -178,6 +187,8 @@ class QwenApp(App):
         self.conversation.add_user(text)
         messages = self.conversation.for_template()
         self.conversation.add_assistant()
+        self.session_log.user(text)
+        self.session_log.start_answer()
         self._live = AssistantMessage()
         self.transcript.mount(self._live)
         self.generating = True
@@ -218,6 +229,7 @@ class QwenApp(App):
             if isinstance(event, ReasoningDelta):
                 live.append_reasoning(event.text)
                 reply.reasoning += event.text
+                self.session_log.answer_delta(reasoning=event.text)
             elif isinstance(event, TextDelta):
                 text.append(event.text)
             elif isinstance(event, Notice):
@@ -225,6 +237,7 @@ class QwenApp(App):
         if text:
             chunk = "".join(text)
             reply.content += chunk
+            self.session_log.answer_delta(content=chunk)
             self.status.state = "answering"
             await live.append_answer(chunk)
         finished = next((e for e in events if isinstance(e, Finished)), None)
@@ -235,6 +248,7 @@ class QwenApp(App):
         live, self._live = self._live, None
         reply = self.conversation.messages[-1]
         reply.finish_reason = finished.reason
+        self.session_log.finish_answer(finished.reason, finished.usage, finished.timings)
         await live.finish(finished.reason, finished.error)
         self.generating = False  # only now: the answer is on screen and in the conversation
         self.status.state = "idle"
@@ -331,6 +345,8 @@ class QwenApp(App):
             if arg in ("on", "off"):
                 self.thinking = arg == "off"  # toggled back below
             self.action_toggle_thinking()
+        elif name == "/export":
+            self.export_session(*arg.split())
         elif name == "/help":
             self.action_help()
         elif name in ("/quit", "/exit"):
@@ -338,6 +354,28 @@ class QwenApp(App):
         else:
             return False
         return True
+
+    def export_session(self, fmt: str = "md", path: str | None = None) -> None:
+        log = self.session_log
+        if log.store is None or log.session_id is None:
+            self.notify("Nothing saved to export yet (or --no-save)", severity="warning")
+            return
+        import json
+
+        from qwen_tui.store.export import export_json, export_markdown
+
+        log.flush()
+        record = log.store.load(log.session_id)
+        fmt = "json" if fmt == "json" else "md"
+        target = path or f"qwen-tui-{log.session_id}.{fmt}"
+        text = json.dumps(export_json(record), indent=2, ensure_ascii=False) if fmt == "json" else export_markdown(record)
+        try:
+            with open(target, "w", encoding="utf-8") as f:
+                f.write(text)
+        except OSError as exc:
+            self.notify(f"Export failed: {exc}", severity="error")
+            return
+        self.notify(f"Exported to {target}")
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -349,6 +387,7 @@ class QwenApp(App):
         yield SystemCommand("Help", "Keys and slash commands", self.action_help)
 
     async def on_unmount(self) -> None:
+        self.session_log.close()
         if self.engine is not None:
             self.engine.cancel()
             self.engine.close()
@@ -361,9 +400,13 @@ def run_app(args) -> int:
     from qwen_tui.engine.local import LocalEngine
     from qwen_tui.headless import resolve_model, sampling_for
 
+    from qwen_tui.session_log import SessionLog
+
     try:
         model_path = resolve_model(args)
         sampling_for(args, True)  # validate --grammar-file etc. before the screen opens
+        log, history = SessionLog.open(save=not args.no_save, model=str(model_path), resume=args.resume,
+                                       settings={"thinking": args.think is not False})
     except Exception as exc:
         print(f"qwen-tui: error: {exc}", file=sys.stderr)
         return 2
@@ -373,6 +416,7 @@ def run_app(args) -> int:
                            n_gpu_layers=args.gpu_layers)
 
     app = QwenApp(engine_factory, thinking=args.think is not False, system_prompt=args.system,
-                  max_tokens=args.max_tokens, sampling_for=lambda thinking: sampling_for(args, thinking))
+                  max_tokens=args.max_tokens, sampling_for=lambda thinking: sampling_for(args, thinking),
+                  session_log=log, history=history)
     app.run()
     return app.return_code or 0

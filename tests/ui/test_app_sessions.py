@@ -1,0 +1,81 @@
+"""The app keeps every conversation in the session store, resumes it, and exports it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from qwen_tui.session_log import SessionLog
+from qwen_tui.store import SessionStore
+from qwen_tui.testing.fake_engine import FakeEngine
+from qwen_tui.ui.app import QwenApp
+from qwen_tui.ui.widgets.messages import AssistantMessage, UserMessage
+from qwen_tui.ui.widgets.prompt import PromptInput
+
+
+async def until(pilot, condition, timeout=5.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await pilot.pause(0.05)
+
+
+async def chat(app, pilot, text):
+    before = len(app.conversation.messages)
+    prompt = app.query_one(PromptInput)
+    prompt.load_text(text)
+    prompt.action_submit()
+    await until(pilot, lambda: len(app.conversation.messages) == before + 2
+                and app.conversation.messages[-1].finish_reason and not app.generating)
+
+
+async def test_turns_are_saved_resumed_and_exported(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    log, history = SessionLog.open(save=True, model="fake.gguf", workspace=tmp_path)
+    assert history == []
+    engine = FakeEngine(["First answer.", "Second answer."], reasoning="thinking it over")
+    app = QwenApp(lambda: engine, session_log=log)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.engine is not None)
+        await chat(app, pilot, "first question")
+        await chat(app, pilot, "second question")
+        session_id = log.session_id
+        app.run_slash_command("/export md")
+        app.run_slash_command(f"/export json {tmp_path / 'out.json'}")
+    assert (tmp_path / f"qwen-tui-{session_id}.md").read_text().count("## Assistant") == 2
+    exported = json.loads((tmp_path / "out.json").read_text())
+    assert exported["messages"][1]["content"] == "First answer."
+
+    store = SessionStore()
+    record = store.load(store.resolve("last", tmp_path))
+    store.close()
+    assert [(m.role, m.content) for m in record.messages] == [
+        ("user", "first question"), ("assistant", "First answer."),
+        ("user", "second question"), ("assistant", "Second answer."),
+    ]
+    assert record.messages[1].reasoning == "thinking it over" and record.messages[1].finish_reason == "stop"
+
+    # qwen-tui -c: the transcript comes back, and the next turn carries the history to the model
+    log, history = SessionLog.open(save=True, model="fake.gguf", resume="last", workspace=tmp_path)
+    engine = FakeEngine(["Third answer."])
+    app = QwenApp(lambda: engine, session_log=log, history=history)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.engine is not None and len(app.query(UserMessage)) == 2)
+        assert len(app.query(AssistantMessage)) == 2
+        await chat(app, pilot, "third question")
+    sent = [m["content"] for m in engine.requests[0]["messages"]]
+    assert sent == ["first question", "First answer.", "second question", "Second answer.", "third question"]
+    store = SessionStore()
+    assert len(store.load(session_id).messages) == 6
+    store.close()
+
+
+async def test_no_save_keeps_nothing(tmp_path):
+    log, _ = SessionLog.open(save=False, model="fake.gguf", workspace=tmp_path)
+    app = QwenApp(lambda: FakeEngine(["x"]), session_log=log)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.engine is not None)
+        await chat(app, pilot, "secret")
+    store = SessionStore()
+    assert all(s.workspace != str(tmp_path) for s in store.list_sessions())
+    store.close()
