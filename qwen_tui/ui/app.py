@@ -23,10 +23,13 @@ from textual.widgets import Footer
 
 from qwen_tui.config import load_keymap
 from qwen_tui.conversation import Conversation
+from qwen_tui.conversation import Message as ConversationMessage
 from qwen_tui.engine.errors import EngineError
 from qwen_tui.session_log import SessionLog
 from qwen_tui.engine.events import Finished, Notice, ReasoningDelta, TextDelta, Timings, Usage
+from qwen_tui.store import StoreError
 from qwen_tui.ui.screens.dialogs import ErrorDialog, HelpScreen
+from qwen_tui.ui.screens.sessions import SessionChoice, SessionsScreen
 from qwen_tui.ui.widgets.messages import AssistantMessage, NoticeMessage, UserMessage
 from qwen_tui.ui.widgets.prompt import PromptInput
 from qwen_tui.ui.widgets.status import StatusBar, human_bytes
@@ -38,6 +41,7 @@ SLASH_COMMANDS = [
     ("/clear", "clear the transcript (same as /new)"),
     ("/think [on|off]", "toggle Qwen 3.5 thinking for the next turns"),
     ("/export [md|json] [PATH]", "write this session to a file"),
+    ("/sessions", "open, search, rename or delete saved sessions"),
     ("/help", "show keys and commands"),
     ("/quit", "quit"),
 ]
@@ -73,6 +77,7 @@ class QwenApp(App):
         Binding("escape", "cancel", "Stop", id="chat.cancel"),
         Binding("ctrl+t", "toggle_thinking", "Think on/off", id="chat.toggle_thinking"),
         Binding("ctrl+n", "new_chat", "New chat", id="chat.new"),
+        Binding("ctrl+o", "sessions", "Sessions", id="app.sessions"),
         Binding("ctrl+y", "copy_last", "Copy answer", id="chat.copy_last"),
         Binding("ctrl+r", "toggle_reasoning", "Reasoning", id="chat.toggle_reasoning", show=False),
         Binding("f1", "help", "Help", id="app.help"),
@@ -310,9 +315,37 @@ class QwenApp(App):
             self.action_cancel()
             return
         self.conversation.clear()
+        self.session_log.session_id = None  # the next message starts a new stored session
         await self.transcript.remove_children()
         if self.engine is not None:
             self.status.set_context(0, self.engine.info.n_ctx)
+
+    def action_sessions(self) -> None:
+        store = self.session_log.store
+        if store is None:
+            self.notify("Sessions are not being saved in this run (--no-save)", severity="warning")
+            return
+        self.session_log.flush()
+        self.push_screen(SessionsScreen(store, self.session_log.workspace), self._after_sessions)
+
+    async def _after_sessions(self, choice: SessionChoice | None) -> None:
+        if choice is None:
+            return
+        if self.generating:
+            self.notify("Stop the current answer first (Esc)", severity="warning")
+            return
+        await self.action_new_chat()
+        if choice.action == "open" and choice.session_id:
+            try:
+                record = self.session_log.store.load(choice.session_id)
+            except StoreError as exc:
+                self.notify(f"Could not open the session: {exc}", severity="error")
+                return
+            self.session_log.session_id = choice.session_id
+            await self.show_history([
+                ConversationMessage(m.role, m.content, m.reasoning, m.finish_reason)
+                for m in record.active_messages if m.role in ("user", "assistant")
+            ])
 
     def action_copy_last(self) -> None:
         last = self.conversation.last_answer
@@ -345,6 +378,8 @@ class QwenApp(App):
             if arg in ("on", "off"):
                 self.thinking = arg == "off"  # toggled back below
             self.action_toggle_thinking()
+        elif name == "/sessions":
+            self.action_sessions()
         elif name == "/export":
             self.export_session(*arg.split())
         elif name == "/help":
@@ -384,6 +419,8 @@ class QwenApp(App):
         yield SystemCommand("Copy last answer", "Copy to the clipboard (OSC 52, works over SSH)", self.action_copy_last)
         yield SystemCommand("Stop answering", "Cancel the running generation", self.action_cancel)
         yield SystemCommand("Toggle last reasoning", "Expand or collapse the last reasoning block", self.action_toggle_reasoning)
+        yield SystemCommand("Sessions", "Open, search, rename or delete saved sessions", self.action_sessions)
+        yield SystemCommand("Export session (Markdown)", "Write this session to a .md file", self.export_session)
         yield SystemCommand("Help", "Keys and slash commands", self.action_help)
 
     async def on_unmount(self) -> None:

@@ -136,14 +136,14 @@ async def test_command_palette_runs_actions():
 async def test_keys_can_be_remapped_by_id(isolated_home):
     config = isolated_home / "config"
     config.mkdir(exist_ok=True)
-    (config / "config.toml").write_text('[keymap]\n"chat.toggle_thinking" = "ctrl+o"\n')
+    (config / "config.toml").write_text('[keymap]\n"chat.toggle_thinking" = "ctrl+g"\n')
     try:
         app = QwenApp(lambda: FakeEngine())
         async with app.run_test(size=(80, 24)) as pilot:
             await wait_for(pilot, lambda: app.engine is not None)
             await pilot.press("ctrl+t")
             assert app.thinking is True  # the old key no longer does it
-            await pilot.press("ctrl+o")
+            await pilot.press("ctrl+g")
             assert app.thinking is False
     finally:
         (config / "config.toml").unlink()

@@ -79,3 +79,47 @@ async def test_no_save_keeps_nothing(tmp_path):
     store = SessionStore()
     assert all(s.workspace != str(tmp_path) for s in store.list_sessions())
     store.close()
+
+
+async def test_sessions_screen_search_open_rename_delete(tmp_path):
+    from qwen_tui.ui.screens.sessions import SessionsScreen
+
+    store = SessionStore()
+    ids = []
+    for topic in ("volcanoes erupting", "baking sourdough bread", "tides and the moon"):
+        sid = store.create_session(tmp_path, "fake.gguf")
+        store.add_message(sid, "user", f"tell me about {topic}")
+        store.add_message(sid, "assistant", f"All about {topic}.")
+        ids.append(sid)
+    store.close()
+    log, _ = SessionLog.open(save=True, model="fake.gguf", workspace=tmp_path)
+    app = QwenApp(lambda: FakeEngine(["x"]), session_log=log)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.engine is not None)
+        await pilot.press("ctrl+o")
+        await until(pilot, lambda: isinstance(app.screen, SessionsScreen))
+        screen = app.screen
+        for ch in "sourdough":
+            await pilot.press(ch)
+        await pilot.pause(0.2)
+        from textual.widgets import OptionList
+
+        options = screen.query_one(OptionList)
+        assert options.option_count == 1 and options.get_option_at_index(0).id == ids[1]
+        options.focus()
+        await pilot.press("f2")
+        for ch in "Bread":
+            await pilot.press(ch)
+        await pilot.press("enter")
+        await pilot.pause(0.1)
+        assert SessionStore().load(ids[1]).session.title == "Bread"
+        await pilot.press("delete")
+        await pilot.press("delete")  # asks once, deletes on the second press
+        await pilot.pause(0.1)
+        remaining = {s.id for s in SessionStore().list_sessions(limit=1000)}
+        assert ids[1] not in remaining and ids[0] in remaining
+        options.highlighted = [options.get_option_at_index(i).id for i in range(options.option_count)].index(ids[2])
+        await pilot.press("enter")
+        await until(pilot, lambda: len(app.query(UserMessage)) == 1)
+        assert app.conversation.messages[0].content == "tell me about tides and the moon"
+        assert app.session_log.session_id == ids[2]
