@@ -41,16 +41,18 @@ def test_headless_json_lines(demo_model_path):
     assert proc.returncode == 0, proc.stderr
     events = [json.loads(line) for line in proc.stdout.splitlines()]
     assert events[0]["type"] == "model" and events[0]["architecture"] == "llama" and events[0]["n_threads"] >= 1
-    assert events[-1]["type"] == "finished" and events[-1]["reason"] in ("stop", "length")
-    assert events[-1]["usage"]["completion_tokens"] <= 8
-    assert all(e["type"] == "text" for e in events[1:-1]) and len(events) > 3
+    finished, session = events[-2], events[-1]
+    assert finished["type"] == "finished" and finished["reason"] in ("stop", "length")
+    assert finished["usage"]["completion_tokens"] <= 8
+    assert session["type"] == "session" and len(session["id"]) == 12  # -p runs are stored sessions too
+    assert all(e["type"] == "text" for e in events[1:-2]) and len(events) > 4
 
 
 def test_piped_stdin_is_part_of_the_prompt(demo_model_path):
     base = run("--model", str(demo_model_path), "-p", "summarise", "--json", "--max-tokens", "1")
     piped = run("--model", str(demo_model_path), "-p", "summarise", "--json", "--max-tokens", "1",
                 stdin="The quick brown fox jumps over the lazy dog. " * 20)
-    tokens = [json.loads(p.stdout.splitlines()[-1])["usage"]["prompt_tokens"] for p in (base, piped)]
+    tokens = [json.loads(p.stdout.splitlines()[-2])["usage"]["prompt_tokens"] for p in (base, piped)]
     assert tokens[1] > tokens[0] + 150
 
 
@@ -102,3 +104,21 @@ def test_context_too_big_for_memory(demo_model_path):
 
 def test_no_model_given():
     _one_line_error(run("-p", "hi"), "--demo")
+
+
+def test_damaged_session_database_is_set_aside(demo_model_path, tmp_path):
+    import os
+
+    home = tmp_path / "home"
+    (home / "data").mkdir(parents=True)
+    (home / "data" / "sessions.sqlite3").write_bytes(os.urandom(8192))
+    proc = subprocess.run(
+        [sys.executable, "-m", "qwen_tui", "--model", str(demo_model_path), "-p", "Say hi", "--max-tokens", "5"],
+        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, env={**os.environ, "QWEN_TUI_HOME": str(home)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "damaged" in proc.stderr and "Traceback" not in proc.stderr
+    assert list((home / "data").glob("sessions.sqlite3.damaged-*"))
+    listing = subprocess.run([sys.executable, "-m", "qwen_tui", "sessions", "list", "--json"], capture_output=True,
+                             text=True, timeout=60, env={**os.environ, "QWEN_TUI_HOME": str(home)})
+    assert len(json.loads(listing.stdout)) == 1  # this run was saved in the fresh store

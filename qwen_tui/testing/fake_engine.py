@@ -17,7 +17,7 @@ from qwen_tui.engine.resources import ThreadPlan
 class FakeEngine:
     def __init__(
         self,
-        replies: list[str] | None = None,
+        replies: list | None = None,  # one per request (cycled): a str, or a callable(request) -> str
         *,
         reasoning: str = "",
         tokens_per_s: float = 0.0,  # 0: as fast as possible
@@ -61,13 +61,16 @@ class FakeEngine:
 
     def generate(self, messages=None, *, prompt=None, tools=None, thinking=None, max_tokens=4096, sampling=None) -> Iterator[Event]:
         turn = len(self.requests)
-        self.requests.append({"messages": messages, "thinking": thinking})
+        self.requests.append({"messages": messages, "thinking": thinking, "tools": tools, "sampling": sampling,
+                              "max_tokens": max_tokens})
         self._cancel.clear()
         if self.crash_on_turn == turn:
             yield Notice("llama.cpp crashed (SIGSEGV) while generating. The model was restarted.")
             yield Finished("error", Usage(10, 10, 0), Timings(0, 0, 0), error="llama.cpp crashed (SIGSEGV) while generating")
             return
         reply = self.replies[turn % len(self.replies)]
+        if callable(reply):  # scripted per request: reply(request) -> str
+            reply = reply(self.requests[-1])
         delay = 1.0 / self.tokens_per_s if self.tokens_per_s else 0.0
         n = 0
         for kind, text in (("reasoning", self.reasoning if thinking is not False else ""), ("text", reply)):
