@@ -1,3 +1,3 @@
-from qwen_tui.cli import main
+from qwen_tui.cli import console_main
 
-raise SystemExit(main())
+raise SystemExit(console_main())

@@ -51,6 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
     think = parser.add_mutually_exclusive_group()
     think.add_argument("--think", dest="think", action="store_true", default=None, help="let Qwen 3.5 reason before answering")
     think.add_argument("--no-think", dest="think", action="store_false", help="answer directly, without a reasoning block")
+    tools = parser.add_argument_group("tools")
+    tools.add_argument("--plugin", action="append", default=[], metavar="PATH", help="load this plugin file too (repeatable)")
+    tools.add_argument("--allow", action="append", default=[], metavar="TOOL",
+                       help="with -p: let TOOL run without asking (repeatable; -p denies what would ask)")
+    tools.add_argument("--yolo", action="store_true", help="run every tool call without asking (says so in the status line)")
+    tools.add_argument("--no-tools", action="store_true", help="don't offer tools to the model")
+    tools.add_argument("--max-steps", type=int, default=8, metavar="N", help="most model turns per prompt (tool rounds)")
     tuning = parser.add_argument_group("engine")
     tuning.add_argument("--ctx", type=int, metavar="N", help="context length in tokens (default: the model's, capped by RAM)")
     tuning.add_argument("--threads", type=int, metavar="N", help="decode threads (default: chosen for this machine)")
@@ -94,5 +101,16 @@ register_subcommand("plugins", "qwen_tui.tools.cli_plugins", "list plugins, wher
 register_subcommand("tools", "qwen_tui.tools.cli_tools", "call one tool exactly as the agent would")
 
 
+def console_main() -> int:
+    """The `qwen-tui` command: main() plus a quiet exit when stdout is a closed pipe (`| head`)."""
+    try:
+        return main()
+    except BrokenPipeError:
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console_main())

@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 from dataclasses import asdict
+from pathlib import Path
 
 from qwen_tui.engine.errors import EngineError
 from qwen_tui.engine.events import Finished, Notice, ReasoningDelta, TextDelta
@@ -102,11 +103,20 @@ def run_headless(args: argparse.Namespace) -> int:
     log.user(prompt)
     log.start_answer()
     log.start_autoflush()
+    from qwen_tui.toolset import build_toolset
+
+    toolset = build_toolset(workspace=Path.cwd(), model=info.name, plugin_paths=args.plugin, allow=args.allow,
+                            yolo=args.yolo, interactive=False, enabled=not args.no_tools)
+    for problem in toolset.problems:
+        print(f"qwen-tui: plugin problem: {problem}", file=sys.stderr)
     status = 0
     try:
-        events = engine.generate(conversation.for_template(), thinking=args.think, max_tokens=args.max_tokens,
-                                 sampling=sampling)
-        status = _stream(events, args.json, log)
+        if toolset.registry is not None and toolset.registry.names():
+            status = _run_agent(engine, toolset, conversation, args, sampling, log)
+        else:
+            events = engine.generate(conversation.for_template(), thinking=args.think, max_tokens=args.max_tokens,
+                                     sampling=sampling)
+            status = _stream(events, args.json, log)
     except KeyboardInterrupt:
         engine.cancel()
         log.finish_answer("cancelled")
@@ -152,6 +162,73 @@ def _stream(events, as_json: bool, log) -> int:
                 return 1
             return 130 if event.reason == "cancelled" else 0
     return 1
+
+
+def _run_agent(engine, toolset, conversation, args, sampling, log) -> int:
+    """Answer with tools: the agent loop, tool calls reported on stderr (or as JSON events)."""
+    from qwen_tui.agent import events as ev
+    from qwen_tui.agent.loop import Agent
+
+    agent = Agent(engine, toolset.registry, toolset.policy, toolset.host, context=toolset.context,
+                  max_steps=args.max_steps, sampling_for_step=lambda step, reasoning_open: sampling)
+    at_line_start = True
+    status = 1
+    for event in agent.run(conversation.for_template(), thinking=args.think, max_tokens=args.max_tokens):
+        if isinstance(event, ev.AnswerDelta):
+            log.answer_delta(content=event.text)
+            if args.json:
+                _emit_json({"type": "text", "text": event.text})
+            else:
+                sys.stdout.write(event.text)
+                sys.stdout.flush()
+                at_line_start = event.text.endswith("\n")
+        elif isinstance(event, ev.ReasoningDelta):
+            log.answer_delta(reasoning=event.text)
+            if args.json:
+                _emit_json({"type": "reasoning", "text": event.text})
+            else:
+                sys.stderr.write(event.text)
+                sys.stderr.flush()
+        elif isinstance(event, ev.StepFinished):
+            log.finish_answer(event.finished.reason, event.finished.usage, event.finished.timings)
+            if args.json:
+                _emit_json({**_event_json(event.finished), "step": event.step})
+        elif isinstance(event, ev.ToolCallRequested):
+            if args.json:
+                _emit_json({"type": "tool_call", "name": event.call.name, "arguments": event.call.arguments})
+            else:
+                print(f"qwen-tui: tool call {event.call.name}({json.dumps(event.call.arguments, ensure_ascii=False)})",
+                      file=sys.stderr)
+        elif isinstance(event, ev.ToolCallDecided) and event.verdict == "deny":
+            if args.json:
+                _emit_json({"type": "tool_denied", "name": event.call.name, "reason": event.reason})
+            else:
+                print(f"qwen-tui: tool {event.call.name} denied: {event.reason} (use --allow {event.call.name} or --yolo)",
+                      file=sys.stderr)
+        elif isinstance(event, ev.ToolCallResult):
+            result = event.result
+            log.tool_result(event.call.name, result.for_model())
+            if args.json:
+                _emit_json({"type": "tool_result", "name": event.call.name, "ok": result.ok, "content": result.content,
+                            "error": result.error})
+            elif not result.denied:
+                print(f"qwen-tui: tool {event.call.name} {'ok' if result.ok else 'failed'}: "
+                      f"{(result.content if result.ok else result.error or '')[:200]}", file=sys.stderr)
+            log.start_answer()
+        elif isinstance(event, ev.Notice):
+            if args.json:
+                _emit_json({"type": "notice", "text": event.text})
+            else:
+                print(f"qwen-tui: {event.text}", file=sys.stderr)
+        elif isinstance(event, ev.AgentFinished):
+            if args.json:
+                _emit_json({"type": "done", "reason": event.reason, "error": event.error})
+            elif not at_line_start:
+                sys.stdout.write("\n")
+            if event.error and not args.json:
+                print(f"qwen-tui: error: {event.error}", file=sys.stderr)
+            status = {"answered": 0, "cancelled": 130, "step_limit": 1}.get(event.reason, 1)
+    return status
 
 
 def _event_json(event) -> dict:

@@ -87,6 +87,10 @@ class SessionLog:
         if self._answer_id is not None:
             self._guard(self.store.append, self._answer_id, content=content, reasoning=reasoning)
 
+    def tool_result(self, tool_name: str, content: str) -> None:
+        if self._ensure_session():
+            self._guard(self.store.add_message, self.session_id, "tool", content, tool_name=tool_name)
+
     def flush(self) -> None:
         self._guard(self.store.flush) if self.store is not None else None
 

@@ -41,18 +41,20 @@ def test_headless_json_lines(demo_model_path):
     assert proc.returncode == 0, proc.stderr
     events = [json.loads(line) for line in proc.stdout.splitlines()]
     assert events[0]["type"] == "model" and events[0]["architecture"] == "llama" and events[0]["n_threads"] >= 1
-    finished, session = events[-2], events[-1]
-    assert finished["type"] == "finished" and finished["reason"] in ("stop", "length")
+    finished = [e for e in events if e["type"] == "finished"][-1]
+    assert finished["reason"] in ("stop", "length")
     assert finished["usage"]["completion_tokens"] <= 8
+    session = events[-1]
     assert session["type"] == "session" and len(session["id"]) == 12  # -p runs are stored sessions too
-    assert all(e["type"] == "text" for e in events[1:-2]) and len(events) > 4
+    assert sum(e["type"] == "text" for e in events) >= 3
 
 
 def test_piped_stdin_is_part_of_the_prompt(demo_model_path):
     base = run("--model", str(demo_model_path), "-p", "summarise", "--json", "--max-tokens", "1")
     piped = run("--model", str(demo_model_path), "-p", "summarise", "--json", "--max-tokens", "1",
                 stdin="The quick brown fox jumps over the lazy dog. " * 20)
-    tokens = [json.loads(p.stdout.splitlines()[-2])["usage"]["prompt_tokens"] for p in (base, piped)]
+    tokens = [[json.loads(line) for line in p.stdout.splitlines() if '"finished"' in line][-1]["usage"]["prompt_tokens"]
+              for p in (base, piped)]
     assert tokens[1] > tokens[0] + 150
 
 
@@ -122,3 +124,38 @@ def test_damaged_session_database_is_set_aside(demo_model_path, tmp_path):
     listing = subprocess.run([sys.executable, "-m", "qwen_tui", "sessions", "list", "--json"], capture_output=True,
                              text=True, timeout=60, env={**os.environ, "QWEN_TUI_HOME": str(home)})
     assert len(json.loads(listing.stdout)) == 1  # this run was saved in the fresh store
+
+
+PLUGIN = '''
+from qwen_tui import hookimpl
+
+def add_numbers(a: int, b: int) -> int:
+    """Add two integers.
+
+    Args:
+        a: the first
+        b: the second
+    """
+    return a + b
+
+@hookimpl
+def register_tools(register):
+    register(add_numbers)
+'''
+
+
+def test_headless_tool_call_denied_by_default_then_allowed(tiny_qwen35_path, tmp_path):
+    plugin = tmp_path / "adder.py"
+    plugin.write_text(PLUGIN)
+    grammar = tmp_path / "call.gbnf"
+    grammar.write_text('root ::= "<tool_call>\\n<function=add_numbers>\\n<parameter=a>\\n2\\n</parameter>\\n'
+                       '<parameter=b>\\n3\\n</parameter>\\n</function>\\n</tool_call>"\n')
+    base = ["--model", str(tiny_qwen35_path), "-p", "add 2 and 3", "--no-think", "--plugin", str(plugin),
+            "--grammar-file", str(grammar), "--max-steps", "2", "--json", "--max-tokens", "200"]
+    denied = [json.loads(line) for line in run(*base).stdout.splitlines()]
+    assert {"type": "tool_call", "name": "add_numbers", "arguments": {"a": 2, "b": 3}} in denied
+    assert any(e["type"] == "tool_denied" and e["name"] == "add_numbers" for e in denied)
+    assert not any(e["type"] == "tool_result" and e["ok"] for e in denied)
+    allowed = [json.loads(line) for line in run(*base, "--allow", "add_numbers").stdout.splitlines()]
+    results = [e for e in allowed if e["type"] == "tool_result" and e["ok"]]
+    assert results and results[0]["content"] == "5"

@@ -4,6 +4,8 @@ Per step (one generation): `AnswerDelta` / `ReasoningDelta` / `ToolCallForming` 
 writes, then `StepFinished`; then, for each call in the reply, `ToolCallRequested` ->
 `ToolCallDecided` (not for an unknown tool) -> `ToolCallResult`. `Notice`s may come at any time.
 The last event is always `AgentFinished`, whose `messages` is the whole conversation to keep.
+A `ToolCallForming` index with no `ToolCallRequested` after the step's `StepFinished` was a
+malformed call (its text arrives as answer text; the model is told and a `Notice` says so).
 """
 
 from __future__ import annotations

@@ -48,7 +48,6 @@ from qwen_tui.agent.parser import (
 from qwen_tui.agent.parser import ReasoningDelta as ParsedReasoning
 from qwen_tui.engine.events import Finished, Notice, ReasoningDelta, TextDelta, Timings, Usage
 from qwen_tui.engine.params import Sampling
-from qwen_tui.engine.template import prompt_opens_reasoning
 from qwen_tui.tools.runner import DEFAULT_MAX_OUTPUT, ToolResult, run_tool
 from qwen_tui.tools.tool import ToolContext
 
@@ -205,9 +204,9 @@ class Agent:
                 if self.cancelled and not recancelled:
                     self.engine.cancel()  # a cancel() that came before the engine reset its flag
                     recancelled = True
-                if isinstance(event, Finished):
+                if isinstance(event, Finished):  # the last event: let the stream end by itself
                     finished = event
-                    break
+                    continue
                 if isinstance(event, Notice):
                     yield ev.Notice(event.text)
                     continue
@@ -232,6 +231,8 @@ class Agent:
         return finished, reply
 
     def _reasoning_open(self, request, tools, thinking) -> bool:
+        from qwen_tui.engine.template import prompt_opens_reasoning  # jinja2: only when asked
+
         render = getattr(self.engine, "render", None)
         if render is not None and getattr(getattr(self.engine, "info", None), "chat_template", None):
             try:
@@ -304,7 +305,10 @@ class Agent:
         if isinstance(answer, (tuple, list)):
             answer, why = (answer[0], answer[1]) if len(answer) > 1 else (answer[0], None)
         if answer in ANSWERS:
-            self.policy.remember(tool.name, answer)
+            try:
+                self.policy.remember(tool.name, answer)
+            except OSError:  # approvals.json not writable: the user still said yes to this call
+                pass
             scope = {"once": "this once", "session": "for this session", "project": "always in this project"}[answer]
             return "allow", f"the user allowed {tool.name} {scope}", answer
         reason = f"the user denied this call to {tool.name}"

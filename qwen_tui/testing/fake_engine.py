@@ -17,7 +17,7 @@ from qwen_tui.engine.resources import ThreadPlan
 class FakeEngine:
     def __init__(
         self,
-        replies: list | None = None,  # one per request (cycled): a str, or a callable(request) -> str
+        replies: list | None = None,  # per request (cycled): str, (reasoning, str), or callable(request) -> either
         *,
         reasoning: str = "",
         tokens_per_s: float = 0.0,  # 0: as fast as possible
@@ -71,9 +71,12 @@ class FakeEngine:
         reply = self.replies[turn % len(self.replies)]
         if callable(reply):  # scripted per request: reply(request) -> str
             reply = reply(self.requests[-1])
+        reasoning = self.reasoning
+        if isinstance(reply, tuple):  # (reasoning, text) for this request
+            reasoning, reply = reply
         delay = 1.0 / self.tokens_per_s if self.tokens_per_s else 0.0
         n = 0
-        for kind, text in (("reasoning", self.reasoning if thinking is not False else ""), ("text", reply)):
+        for kind, text in (("reasoning", reasoning if thinking is not False else ""), ("text", reply)):
             for i in range(0, len(text), self.chunk):
                 if self._cancel.is_set():
                     yield Finished("cancelled", Usage(10, 10, n), Timings(1, 1, 1))

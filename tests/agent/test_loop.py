@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 
@@ -283,6 +285,15 @@ def test_reasoning_streams_and_is_kept_for_the_template(registry, policy):
     assert done.messages[-1] == {"role": "assistant", "content": "5.", "reasoning_content": "I should add."}
 
 
+def test_a_call_written_inside_unclosed_reasoning_still_runs(registry, policy):
+    # Qwen models sometimes write the call before closing </think>: it must run, not be shown as thoughts
+    engine = FakeEngine([("I need to add. " + xml_call("add_numbers", a=2, b=3), ""), ("", "5.")])
+    events, done = run(Agent(engine, registry, policy), thinking=True)
+    assert [r.result.content for r in of(events, ToolCallResult)] == ["5"]
+    assert "".join(e.text for e in of(events, ReasoningDelta)) == "I need to add."
+    assert done.messages[1]["reasoning_content"] == "I need to add." and done.answer == "5."
+
+
 def test_plugin_system_prompt_is_merged_once_and_sampling_is_per_step(registry, policy, tmp_path):
     plugin = tmp_path / "house_rules.py"
     plugin.write_text("from qwen_tui import hookimpl\n\n@hookimpl\ndef extra_system_prompt(session):\n"
@@ -306,3 +317,9 @@ def test_plugin_system_prompt_is_merged_once_and_sampling_is_per_step(registry, 
     run(Agent(next_turn, registry, policy, host), done.messages + [{"role": "user", "content": "Et 3 + 4?"}])
     assert next_turn.requests[0]["messages"][0]["content"].count("Always answer in French.") == 1
     assert seen == [(0, False), (1, False)] and [r["sampling"].seed for r in engine.requests] == [0, 1]
+
+
+def test_the_agent_imports_no_ui_and_no_llama():
+    code = ("import sys, qwen_tui.agent.loop; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('textual', 'llama_cpp', 'jinja2')]; assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -123,3 +123,56 @@ class AssistantMessage(Vertical):
 class NoticeMessage(Static):
     def __init__(self, text: str, *, error: bool = False) -> None:
         super().__init__(Text(text), classes="notice error" if error else "notice")
+
+
+class ToolCallBlock(Static, can_focus=True):
+    """A tool call as it forms, its approval, and its result (collapsed when long; Enter expands)."""
+
+    BINDINGS = [("enter", "toggle", "Expand/collapse")]
+    PREVIEW_LINES = 6
+
+    def __init__(self, name: str = "…") -> None:
+        super().__init__("", classes="tool-call")
+        self.name_ = name
+        self.arguments: dict | str = ""
+        self.status = "forming"
+        self.result = ""
+        self.expanded = False
+        self.border_title = f"tool {name}"
+        self._redraw()
+
+    def forming(self, name: str, arguments) -> None:
+        self.name_ = name or self.name_
+        self.border_title = f"tool {self.name_}"
+        self.arguments = arguments
+        self._redraw()
+
+    def decided(self, status: str) -> None:
+        self.status = status
+        self._redraw()
+
+    def finished(self, ok: bool, result: str) -> None:
+        self.status = "done" if ok else "failed"
+        self.result = result
+        self.set_class(not ok, "failed")
+        self._redraw()
+
+    def action_toggle(self) -> None:
+        self.expanded = not self.expanded
+        self._redraw()
+
+    def on_click(self) -> None:
+        self.action_toggle()
+
+    def _redraw(self) -> None:
+        import json
+
+        args = self.arguments if isinstance(self.arguments, str) else json.dumps(self.arguments, ensure_ascii=False)
+        text = Text(f"{args}\n", style="bold") + Text(f"[{self.status}]")
+        if self.result:
+            lines = self.result.splitlines()
+            shown = lines if self.expanded else lines[: self.PREVIEW_LINES]
+            text += Text("\n" + "\n".join(shown))
+            if len(shown) < len(lines):
+                text += Text(f"\n… {len(lines) - len(shown)} more lines (Enter to expand)", style="italic")
+        self.update(text)

@@ -1,0 +1,62 @@
+"""Ask the user before a tool runs: allow once, for this session, always in this project, or deny
+(optionally with a reason that goes back to the model)."""
+
+from __future__ import annotations
+
+import json
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Static
+
+
+class ApprovalDialog(ModalScreen[tuple[str, str]]):
+    """Dismisses with (choice, reason): choice is "once", "session", "project" or "deny"."""
+
+    BINDINGS = [
+        Binding("y,enter", "choose('once')", "Allow once", id="approval.once"),
+        Binding("s", "choose('session')", "Allow for this session", id="approval.session"),
+        Binding("p", "choose('project')", "Always in this project", id="approval.project"),
+        Binding("n,escape", "deny", "Deny", id="approval.deny"),
+    ]
+
+    def __init__(self, tool_name: str, arguments: dict, why: str = "") -> None:
+        super().__init__()
+        self.tool_name = tool_name
+        self.arguments = arguments
+        self.why = why
+        self._asking_reason = False
+
+    def compose(self) -> ComposeResult:
+        args = json.dumps(self.arguments, indent=2, ensure_ascii=False)
+        if len(args) > 2000:
+            args = args[:2000] + "\n…"
+        with Vertical(id="approval"):
+            yield Static(Text(f"Run tool {self.tool_name}?", style="bold"))
+            if self.why:
+                yield Static(Text(self.why, style="italic"))
+            yield Static(Text(args), id="approval-args")
+            yield Static(Text("y/Enter once · s this session · p always in this project · n/Esc deny"), id="approval-keys")
+            yield Input(placeholder="reason for denying (sent to the model), then Enter", id="approval-reason")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).display = False
+
+    def action_choose(self, choice: str) -> None:
+        if not self._asking_reason:
+            self.dismiss((choice, ""))
+
+    def action_deny(self) -> None:
+        if self._asking_reason:
+            self.dismiss(("deny", ""))
+            return
+        self._asking_reason = True
+        field = self.query_one(Input)
+        field.display = True
+        field.focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(("deny", event.value.strip()))
