@@ -15,6 +15,12 @@ class Message:
     content: str = ""
     reasoning: str = ""
     finish_reason: str | None = None  # for assistant messages: stop, length, cancelled, error
+    tool_calls: list | None = None  # assistant messages that called tools (template format)
+
+    @classmethod
+    def from_template(cls, entry: dict) -> Message:
+        return cls(entry["role"], entry.get("content") or "", entry.get("reasoning_content") or "",
+                   tool_calls=entry.get("tool_calls"))
 
 
 @dataclass
@@ -41,14 +47,16 @@ class Conversation:
         if self.system_prompt:
             out.append({"role": "system", "content": self.system_prompt})
         for m in self.messages:
-            if m.role == "assistant" and not m.content and m.finish_reason in ("cancelled", "error"):
+            if m.role == "assistant" and not m.content and not m.tool_calls and m.finish_reason in ("cancelled", "error"):
                 continue
             entry = {"role": m.role, "content": m.content}
             if m.role == "assistant" and m.reasoning:
                 entry["reasoning_content"] = m.reasoning
+            if m.tool_calls:
+                entry["tool_calls"] = m.tool_calls
             out.append(entry)
         # A trailing unanswered assistant placeholder is not history.
-        if out and out[-1]["role"] == "assistant" and not out[-1]["content"]:
+        if out and out[-1]["role"] == "assistant" and not out[-1]["content"] and not out[-1].get("tool_calls"):
             out.pop()
         return out
 

@@ -9,6 +9,7 @@ the model.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -26,11 +27,14 @@ from qwen_tui.conversation import Conversation
 from qwen_tui.conversation import Message as ConversationMessage
 from qwen_tui.engine.errors import EngineError
 from qwen_tui.session_log import SessionLog
-from qwen_tui.engine.events import Finished, Notice, ReasoningDelta, TextDelta, Timings, Usage
+from qwen_tui.agent import events as ev
+from qwen_tui.agent.loop import Agent
 from qwen_tui.store import StoreError
+from qwen_tui.ui.screens.approval import ApprovalDialog
 from qwen_tui.ui.screens.dialogs import ErrorDialog, HelpScreen
 from qwen_tui.ui.screens.sessions import SessionChoice, SessionsScreen
-from qwen_tui.ui.widgets.messages import AssistantMessage, NoticeMessage, UserMessage
+from qwen_tui.ui.turn import FINISH_REASON, TurnView
+from qwen_tui.ui.widgets.messages import AssistantMessage, UserMessage
 from qwen_tui.ui.widgets.prompt import PromptInput
 from qwen_tui.ui.widgets.status import StatusBar, human_bytes
 
@@ -85,7 +89,8 @@ class QwenApp(App):
 
     def __init__(self, engine_factory: Callable[[], object], *, thinking: bool = True, system_prompt: str | None = None,
                  max_tokens: int = 4096, sampling_for: Callable[[bool], object] | None = None,
-                 session_log: SessionLog | None = None, history: list | None = None) -> None:
+                 session_log: SessionLog | None = None, history: list | None = None, toolset=None,
+                 max_steps: int = 8) -> None:
         super().__init__()
         self.session_log = session_log or SessionLog(None, workspace=".", model="")
         self._history = history or []
@@ -97,8 +102,12 @@ class QwenApp(App):
         self.conversation = Conversation(system_prompt=system_prompt)
         self.generating = False
         self.waiting: str | None = None  # a prompt sent while the model was still loading
-        self._live: AssistantMessage | None = None
-        self._pending: list[object] = []  # engine events not yet on screen
+        self.toolset = toolset
+        self.max_steps = max_steps
+        self.agent: Agent | None = None
+        self.turn: TurnView | None = None
+        self._sent = 0
+        self._pending_ask = None
         keymap, self.config_problems = load_keymap()
         if keymap:
             self.set_keymap(keymap)
@@ -123,7 +132,10 @@ class QwenApp(App):
         self.transcript.anchor()
         self.status.thinking = self.thinking
         self.query_one(PromptInput).focus()
-        for problem in [*self.config_problems, self.session_log.problem]:
+        toolset_problems = self.toolset.problems if self.toolset else []
+        if self.toolset is not None and self.toolset.policy.yolo:
+            self.status.settings_suffix = "YOLO: tools run without asking"
+        for problem in [*self.config_problems, self.session_log.problem, *toolset_problems]:
             if problem:
                 self.notify(problem, severity="warning", timeout=10)
         self.session_log.start_autoflush()
@@ -191,77 +203,79 @@ class QwenApp(App):
     def _start_turn(self, text: str) -> None:
         self.conversation.add_user(text)
         messages = self.conversation.for_template()
-        self.conversation.add_assistant()
+        reply = self.conversation.add_assistant()
         self.session_log.user(text)
         self.session_log.start_answer()
-        self._live = AssistantMessage()
-        self.transcript.mount(self._live)
+        live = AssistantMessage()
+        self.transcript.mount(live)
+        self.turn = TurnView(self.transcript, reply, self.session_log, live, on_state=self._set_state)
+        self._sent = len(messages)
         self.generating = True
         self.status.state = "thinking" if self.thinking else "answering"
         self.generate(messages, self.thinking)
+
+    def _set_state(self, state: str) -> None:
+        self.status.state = state
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="generate")
     def generate(self, messages: list[dict], thinking: bool) -> None:
         # Batch on this side: one message per 1/FLUSH_HZ s, not one per token. The first token
         # after a pause goes out at once; a burst waits at most one interval.
+        toolset = self.toolset
+        self.agent = Agent(self.engine, toolset.registry if toolset else None, toolset.policy if toolset else None,
+                           toolset.host if toolset else None, context=toolset.context if toolset else None,
+                           ask=self._ask_from_thread, max_steps=self.max_steps,
+                           sampling_for_step=lambda step, reasoning_open: self.sampling_for(thinking))
         batch: list = []
         last_post = 0.0
         try:
-            for event in self.engine.generate(messages, thinking=thinking, max_tokens=self.max_tokens,
-                                              sampling=self.sampling_for(thinking)):
+            for event in self.agent.run(messages, thinking=thinking, max_tokens=self.max_tokens):
                 batch.append(event)
                 now = time.monotonic()
-                if isinstance(event, (Finished, Notice)) or now - last_post >= 1 / FLUSH_HZ:
+                if not isinstance(event, (ev.AnswerDelta, ev.ReasoningDelta)) or now - last_post >= 1 / FLUSH_HZ:
                     self.post_message(EngineEvents(batch))
                     batch, last_post = [], now
-        except Exception as exc:
-            batch.append(Finished("error", Usage(0, 0, 0), Timings(0, 0, 0), error=str(exc)))
+        except Exception as exc:  # never lose the turn: report it like any other failure
+            batch.append(ev.AgentFinished("error", list(messages), error=f"{type(exc).__name__}: {exc}"))
         if batch:
             self.post_message(EngineEvents(batch))
 
-    async def on_engine_events(self, message: EngineEvents) -> None:
-        self._pending.extend(message.events)
-        await self._flush_stream()
+    def _ask_from_thread(self, call, tool, decision):
+        """Called by the agent in the generation thread: show the approval dialog, wait for it."""
+        answered = threading.Event()
+        answer: list = []
 
-    async def _flush_stream(self) -> None:
-        if not self._pending or self._live is None:
-            return
-        events, self._pending = self._pending, []
-        live = self._live
-        reply = self.conversation.messages[-1]
-        text = []
-        for event in events:
-            if isinstance(event, ReasoningDelta):
-                live.append_reasoning(event.text)
-                reply.reasoning += event.text
-                self.session_log.answer_delta(reasoning=event.text)
-            elif isinstance(event, TextDelta):
-                text.append(event.text)
-            elif isinstance(event, Notice):
-                await self.transcript.mount(NoticeMessage(event.text, error=True), before=live)
-        if text:
-            chunk = "".join(text)
-            reply.content += chunk
-            self.session_log.answer_delta(content=chunk)
-            self.status.state = "answering"
-            await live.append_answer(chunk)
-        finished = next((e for e in events if isinstance(e, Finished)), None)
+        def done(result) -> None:
+            answer.append(result or ("deny", ""))
+            answered.set()
+
+        self._pending_ask = done
+        self.call_from_thread(self.push_screen, ApprovalDialog(call.name, call.arguments, decision.reason), done)
+        answered.wait()
+        self._pending_ask = None
+        choice, reason = answer[0]
+        return (choice, reason) if choice == "deny" and reason else choice
+
+    async def on_engine_events(self, message: EngineEvents) -> None:
+        finished = await self.turn.apply(message.events)
         if finished is not None:
             await self._finish_turn(finished)
 
-    async def _finish_turn(self, finished: Finished) -> None:
-        live, self._live = self._live, None
-        reply = self.conversation.messages[-1]
-        reply.finish_reason = finished.reason
-        self.session_log.finish_answer(finished.reason, finished.usage, finished.timings)
-        await live.finish(finished.reason, finished.error)
+    async def _finish_turn(self, finished) -> None:
+        turn = self.turn
+        self.conversation.messages[-1:] = turn.conversation_tail(finished, self._sent) or [
+            ConversationMessage("assistant", turn.reply.content, turn.reply.reasoning, FINISH_REASON[finished.reason])]
+        step = turn.last_step
+        if step is not None and not turn.blocks:
+            self.session_log.finish_answer(step.finished.reason, step.finished.usage, step.finished.timings)
         self.generating = False  # only now: the answer is on screen and in the conversation
         self.status.state = "idle"
-        n = finished.usage.completion_tokens
-        if n and finished.timings.decode_ms > 0:
-            self.status.speed = f"{finished.timings.tokens_per_s(n):.1f} tok/s"
-        if self.engine is not None and getattr(self.engine, "info", None):
-            self.status.set_context(finished.usage.prompt_tokens + n, self.engine.info.n_ctx)
+        if step is not None:
+            n = step.finished.usage.completion_tokens
+            if n and step.finished.timings.decode_ms > 0:
+                self.status.speed = f"{step.finished.timings.tokens_per_s(n):.1f} tok/s"
+            if self.engine is not None and getattr(self.engine, "info", None):
+                self.status.set_context(step.finished.usage.prompt_tokens + n, self.engine.info.n_ctx)
         if finished.reason == "error":
             self.push_screen(ErrorDialog("The model stopped with an error", finished.error or "unknown error"),
                              self._after_turn_error)
@@ -301,8 +315,11 @@ class QwenApp(App):
     # -- actions -----------------------------------------------------------------------------
 
     def action_cancel(self) -> None:
-        if self.generating and self.engine is not None:
-            self.engine.cancel()
+        if self.generating and self.agent is not None:
+            self.agent.cancel()
+            if self._pending_ask is not None:  # a dialog waits for an answer: the call won't run
+                self.pop_screen()
+                self._pending_ask(("deny", "cancelled"))
             self.status.state = "stopping"
 
     def action_toggle_thinking(self) -> None:
@@ -424,6 +441,10 @@ class QwenApp(App):
         yield SystemCommand("Help", "Keys and slash commands", self.action_help)
 
     async def on_unmount(self) -> None:
+        if self.agent is not None:
+            self.agent.cancel()
+        if self._pending_ask is not None:  # the generation thread waits on a dialog: release it
+            self._pending_ask(("deny", "the app is closing"))
         self.session_log.close()
         if self.engine is not None:
             self.engine.cancel()
@@ -452,8 +473,14 @@ def run_app(args) -> int:
         return LocalEngine(model_path, n_ctx=args.ctx, n_threads=args.threads, n_threads_batch=args.threads_batch,
                            n_gpu_layers=args.gpu_layers)
 
-    app = QwenApp(engine_factory, thinking=args.think is not False, system_prompt=args.system,
-                  max_tokens=args.max_tokens, sampling_for=lambda thinking: sampling_for(args, thinking),
+    from pathlib import Path
+
+    from qwen_tui.toolset import build_toolset
+
+    toolset = build_toolset(workspace=Path.cwd(), model=str(model_path), plugin_paths=args.plugin, allow=args.allow,
+                            yolo=args.yolo, interactive=True, enabled=not args.no_tools)
+    app = QwenApp(engine_factory, thinking=args.think is not False, system_prompt=args.system, toolset=toolset,
+                  max_steps=args.max_steps, max_tokens=args.max_tokens, sampling_for=lambda thinking: sampling_for(args, thinking),
                   session_log=log, history=history)
     app.run()
     return app.return_code or 0

@@ -257,3 +257,61 @@ def test_snapshot(snap_compare, size):
         await pilot.pause(0.3)
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+CALL = "<tool_call>\n<function=add_numbers>\n<parameter=a>\n2\n</parameter>\n<parameter=b>\n3\n</parameter>\n</function>\n</tool_call>"
+
+
+def toolset_with_adder(tmp_path):
+    from qwen_tui.tools.approval import ApprovalPolicy
+    from qwen_tui.tools.registry import ToolRegistry
+    from qwen_tui.tools.tool import Tool, ToolContext
+    from qwen_tui.toolset import Toolset
+
+    def add_numbers(a: int, b: int) -> int:
+        """Add two integers."""
+        return a + b
+
+    registry = ToolRegistry(tools=[Tool.from_function(add_numbers)])
+    policy = ApprovalPolicy(tmp_path, interactive=True, store_path=tmp_path / "approvals.json")
+    return Toolset(None, registry, policy, ToolContext(workspace=tmp_path))
+
+
+async def test_tool_call_asks_runs_and_shows_the_result(tmp_path):
+    from qwen_tui.ui.screens.approval import ApprovalDialog
+    from qwen_tui.ui.widgets.messages import ToolCallBlock
+
+    engine = FakeEngine([f"Let me add.\n\n{CALL}", "The sum is 5."])
+    app = QwenApp(lambda: engine, toolset=toolset_with_adder(tmp_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.engine is not None)
+        await type_and_send(pilot, "add 2 and 3")
+        await wait_for(pilot, lambda: isinstance(app.screen, ApprovalDialog))
+        assert app.screen.tool_name == "add_numbers" and app.screen.arguments == {"a": 2, "b": 3}
+        await pilot.press("y")
+        await wait_for(pilot, lambda: idle(app) and app.conversation.messages[-1].content == "The sum is 5.")
+        block = app.query_one(ToolCallBlock)
+        assert block.status == "done" and block.result == "5"
+        roles = [m.role for m in app.conversation.messages]
+        assert roles == ["user", "assistant", "tool", "assistant"]
+        assert app.conversation.messages[1].tool_calls[0]["function"]["arguments"] == {"a": 2, "b": 3}
+        # the second request carried the tool result back to the model
+        assert engine.requests[1]["messages"][-1] == {"role": "tool", "content": "5"}
+        assert engine.requests[0]["tools"][0]["function"]["name"] == "add_numbers"
+
+
+async def test_denied_tool_call_tells_the_model_why(tmp_path):
+    from qwen_tui.ui.screens.approval import ApprovalDialog
+
+    engine = FakeEngine([CALL, "OK, I won't."])
+    app = QwenApp(lambda: engine, toolset=toolset_with_adder(tmp_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.engine is not None)
+        await type_and_send(pilot, "add")
+        await wait_for(pilot, lambda: isinstance(app.screen, ApprovalDialog))
+        await pilot.press("n")
+        for ch in "not now":
+            await pilot.press(ch if ch != " " else "space")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: idle(app) and len(engine.requests) == 2)
+        assert "not now" in engine.requests[1]["messages"][-1]["content"]

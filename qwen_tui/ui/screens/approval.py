@@ -16,6 +16,8 @@ from textual.widgets import Input, Static
 class ApprovalDialog(ModalScreen[tuple[str, str]]):
     """Dismisses with (choice, reason): choice is "once", "session", "project" or "deny"."""
 
+    AUTO_FOCUS = None  # the keys answer; the reason field only takes focus after "deny"
+
     BINDINGS = [
         Binding("y,enter", "choose('once')", "Allow once", id="approval.once"),
         Binding("s", "choose('session')", "Allow for this session", id="approval.session"),
@@ -40,10 +42,6 @@ class ApprovalDialog(ModalScreen[tuple[str, str]]):
                 yield Static(Text(self.why, style="italic"))
             yield Static(Text(args), id="approval-args")
             yield Static(Text("y/Enter once · s this session · p always in this project · n/Esc deny"), id="approval-keys")
-            yield Input(placeholder="reason for denying (sent to the model), then Enter", id="approval-reason")
-
-    def on_mount(self) -> None:
-        self.query_one(Input).display = False
 
     def action_choose(self, choice: str) -> None:
         if not self._asking_reason:
@@ -54,8 +52,10 @@ class ApprovalDialog(ModalScreen[tuple[str, str]]):
             self.dismiss(("deny", ""))
             return
         self._asking_reason = True
-        field = self.query_one(Input)
-        field.display = True
+        # Mounted only now: an input present from the start would take the focus, and the y/s/p keys.
+        field = Input(placeholder="reason for denying (sent to the model), then Enter; Esc denies without one",
+                      id="approval-reason")
+        self.query_one("#approval").mount(field)
         field.focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

@@ -23,6 +23,7 @@ class StatusBar(Static):
     context = reactive("")
     settings = reactive("")
     thinking = reactive(True)
+    settings_suffix = reactive("")
 
     def render(self) -> str:
         parts = [self.model, self.state]
@@ -33,6 +34,8 @@ class StatusBar(Static):
         parts.append("think on" if self.thinking else "think off")
         if self.settings:
             parts.append(self.settings)
+        if self.settings_suffix:
+            parts.append(self.settings_suffix)
         return " │ ".join(parts)
 
     def set_context(self, used: int, size: int) -> None:
