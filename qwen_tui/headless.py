@@ -190,7 +190,8 @@ def _run_agent(engine, toolset, conversation, args, sampling, log) -> int:
                 sys.stderr.write(event.text)
                 sys.stderr.flush()
         elif isinstance(event, ev.StepFinished):
-            log.finish_answer(event.finished.reason, event.finished.usage, event.finished.timings)
+            log.finish_answer(event.finished.reason, event.finished.usage, event.finished.timings,
+                              tool_calls=event.tool_calls or None)
             if args.json:
                 _emit_json({**_event_json(event.finished), "step": event.step})
         elif isinstance(event, ev.ToolCallRequested):

@@ -55,9 +55,9 @@ class SessionLog:
         if resume:
             log.session_id = store.resolve(resume, workspace)  # StoreError: the caller reports it
             history = [
-                Message(m.role, m.content, m.reasoning, m.finish_reason)
+                Message(m.role, m.content, m.reasoning, m.finish_reason, tool_calls=m.tool_calls)
                 for m in store.load(log.session_id).active_messages
-                if m.role in ("system", "user", "assistant")
+                if m.role in ("system", "user", "assistant", "tool")
             ]
         return log, history
 
@@ -94,10 +94,11 @@ class SessionLog:
     def flush(self) -> None:
         self._guard(self.store.flush) if self.store is not None else None
 
-    def finish_answer(self, reason: str, usage=None, timings=None) -> None:
+    def finish_answer(self, reason: str, usage=None, timings=None, tool_calls: list | None = None) -> None:
         if self._answer_id is not None:
             self._guard(self.store.finish_message, self._answer_id, reason,
-                        asdict(usage) if usage is not None else None, asdict(timings) if timings is not None else None)
+                        asdict(usage) if usage is not None else None, asdict(timings) if timings is not None else None,
+                        tool_calls)
         self._answer_id = None
 
     def close(self) -> None:

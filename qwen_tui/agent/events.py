@@ -78,10 +78,12 @@ class Notice:
 
 @dataclass(frozen=True)
 class StepFinished:
-    """One generation ended (`finished.reason`: stop, length, cancelled, error)."""
+    """One generation ended (`finished.reason`: stop, length, cancelled, error). `tool_calls`: the
+    calls its reply made, in the chat template's format (stored with the message)."""
 
     step: int
     finished: Finished
+    tool_calls: list = field(default_factory=list)
 
 
 @dataclass(frozen=True)

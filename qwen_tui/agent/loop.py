@@ -227,7 +227,7 @@ class Agent:
             finished = Finished("error", Usage(0, 0, 0), Timings(0, 0, 0), error="the engine stopped without finishing")
         yield from self._map(parser.flush(), forming)
         reply = parser.finish()
-        yield ev.StepFinished(step, finished)
+        yield ev.StepFinished(step, finished, self._assistant(reply).get("tool_calls", []))
         return finished, reply
 
     def _reasoning_open(self, request, tools, thinking) -> bool:

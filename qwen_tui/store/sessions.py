@@ -168,12 +168,13 @@ class SessionStore:
                 self._write(lambda connection: None)
 
     def finish_message(self, message_id: int, finish_reason: str, usage: dict | None = None,
-                       timings: dict | None = None) -> None:
+                       timings: dict | None = None, tool_calls: list | None = None) -> None:
+        """Commit a streamed message; `tool_calls` are known only once the reply is complete."""
         def finish(connection: sqlite3.Connection) -> None:
             cursor = connection.execute(
                 "UPDATE messages SET finish_reason = ?, usage = coalesce(?, usage), "
-                "timings = coalesce(?, timings) WHERE id = ?",
-                (finish_reason, to_json(usage), to_json(timings), message_id))
+                "timings = coalesce(?, timings), tool_calls = coalesce(?, tool_calls) WHERE id = ?",
+                (finish_reason, to_json(usage), to_json(timings), to_json(tool_calls), message_id))
             if cursor.rowcount == 0:
                 raise StoreError(f"no message with id {message_id}")
         self._write(finish)

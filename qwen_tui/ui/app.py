@@ -34,7 +34,7 @@ from qwen_tui.ui.screens.approval import ApprovalDialog
 from qwen_tui.ui.screens.dialogs import ErrorDialog, HelpScreen
 from qwen_tui.ui.screens.sessions import SessionChoice, SessionsScreen
 from qwen_tui.ui.turn import FINISH_REASON, TurnView
-from qwen_tui.ui.widgets.messages import AssistantMessage, UserMessage
+from qwen_tui.ui.widgets.messages import AssistantMessage, ToolCallBlock, UserMessage
 from qwen_tui.ui.widgets.prompt import PromptInput
 from qwen_tui.ui.widgets.status import StatusBar, human_bytes
 
@@ -301,9 +301,14 @@ class QwenApp(App):
         def widget(message):
             if message.role == "user":
                 return UserMessage(message.content)
+            if message.role == "tool":
+                block = ToolCallBlock("result")
+                block.finished(True, message.content)
+                return block
             return AssistantMessage(message.content, message.reasoning, finished=True)
 
-        shown = [m for m in messages if m.role in ("user", "assistant")]
+        shown = [m for m in messages if m.role in ("user", "assistant", "tool")
+                 and (m.content or m.reasoning or m.role != "assistant")]
         newest, older = shown[-first_chunk:], shown[:-first_chunk]
         await self.transcript.mount_all([widget(m) for m in newest], before=0 if self.transcript.children else None)
         self.transcript.scroll_end(animate=False)
@@ -360,8 +365,8 @@ class QwenApp(App):
                 return
             self.session_log.session_id = choice.session_id
             await self.show_history([
-                ConversationMessage(m.role, m.content, m.reasoning, m.finish_reason)
-                for m in record.active_messages if m.role in ("user", "assistant")
+                ConversationMessage(m.role, m.content, m.reasoning, m.finish_reason, tool_calls=m.tool_calls)
+                for m in record.active_messages if m.role in ("user", "assistant", "tool")
             ])
 
     def action_copy_last(self) -> None:

@@ -73,7 +73,8 @@ class TurnView:
         elif isinstance(event, ev.StepFinished):
             self.last_step = event
             if self.blocks:  # the step called tools: its text is done, the next step starts anew
-                self.log.finish_answer(event.finished.reason, event.finished.usage, event.finished.timings)
+                self.log.finish_answer(event.finished.reason, event.finished.usage, event.finished.timings,
+                                       tool_calls=event.tool_calls or None)
                 await self._freeze("stop")
         elif isinstance(event, ev.ToolCallRequested):
             block = self._block_for(event.call)

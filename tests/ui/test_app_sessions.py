@@ -123,3 +123,41 @@ async def test_sessions_screen_search_open_rename_delete(tmp_path):
         await until(pilot, lambda: len(app.query(UserMessage)) == 1)
         assert app.conversation.messages[0].content == "tell me about tides and the moon"
         assert app.session_log.session_id == ids[2]
+
+
+async def test_tool_calls_are_stored_and_resumed(tmp_path):
+    import sys
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    from test_app import CALL, toolset_with_adder
+
+    from qwen_tui.ui.screens.approval import ApprovalDialog
+
+    log, _ = SessionLog.open(save=True, model="fake.gguf", workspace=tmp_path)
+    engine = FakeEngine([CALL, "The sum is 5."])
+    app = QwenApp(lambda: engine, session_log=log, toolset=toolset_with_adder(tmp_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.engine is not None)
+        prompt = app.query_one(PromptInput)
+        prompt.load_text("add 2 and 3")
+        prompt.action_submit()
+        await until(pilot, lambda: isinstance(app.screen, ApprovalDialog))
+        await pilot.press("y")
+        await until(pilot, lambda: not app.generating and app.conversation.messages[-1].content == "The sum is 5.")
+    store = SessionStore()
+    record = store.load(log.session_id)
+    store.close()
+    assert [m.role for m in record.messages] == ["user", "assistant", "tool", "assistant"]
+    assert record.messages[1].tool_calls[0]["function"] == {"name": "add_numbers", "arguments": {"a": 2, "b": 3}}
+    assert record.messages[2].content == "5" and record.messages[3].content == "The sum is 5."
+    _, history = SessionLog.open(save=True, model="fake.gguf", resume=log.session_id, workspace=tmp_path)
+    engine = FakeEngine(["ok"])
+    app = QwenApp(lambda: engine, session_log=SessionLog(None, workspace=tmp_path, model="x"), history=history)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.engine is not None and len(app.conversation.messages) == 4)
+        prompt = app.query_one(PromptInput)
+        prompt.load_text("and now?")
+        prompt.action_submit()
+        await until(pilot, lambda: len(engine.requests) == 1 and not app.generating)
+    sent = engine.requests[0]["messages"]
+    assert sent[1]["tool_calls"][0]["function"]["name"] == "add_numbers" and sent[2] == {"role": "tool", "content": "5"}
