@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         from qwen_tui.headless import run_headless
 
         return run_headless(args)
-    from qwen_tui.ui.app import run_app
+    from qwen_tui.ui.launch import run_app
 
     return run_app(args)
 

@@ -11,15 +11,14 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from textual import on, work
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import Footer
 
 from qwen_tui.config import load_keymap
@@ -30,8 +29,9 @@ from qwen_tui.session_log import SessionLog
 from qwen_tui.agent import events as ev
 from qwen_tui.agent.loop import Agent
 from qwen_tui.store import StoreError
+from qwen_tui.ui.commands import CommandsMixin
 from qwen_tui.ui.screens.approval import ApprovalDialog
-from qwen_tui.ui.screens.dialogs import ErrorDialog, HelpScreen
+from qwen_tui.ui.screens.dialogs import ErrorDialog
 from qwen_tui.ui.screens.sessions import SessionChoice, SessionsScreen
 from qwen_tui.ui.turn import FINISH_REASON, TurnView
 from qwen_tui.ui.widgets.messages import AssistantMessage, ToolCallBlock, UserMessage
@@ -39,17 +39,6 @@ from qwen_tui.ui.widgets.prompt import PromptInput
 from qwen_tui.ui.widgets.status import StatusBar, human_bytes
 
 FLUSH_HZ = 12
-
-SLASH_COMMANDS = [
-    ("/new", "start a new conversation"),
-    ("/clear", "clear the transcript (same as /new)"),
-    ("/think [on|off]", "toggle Qwen 3.5 thinking for the next turns"),
-    ("/export [md|json] [PATH]", "write this session to a file"),
-    ("/sessions", "open, search, rename or delete saved sessions"),
-    ("/help", "show keys and commands"),
-    ("/quit", "quit"),
-]
-
 
 @dataclass
 class LoadProgress(Message):
@@ -73,7 +62,7 @@ class EngineEvents(Message):
     events: list
 
 
-class QwenApp(App):
+class QwenApp(CommandsMixin, App):
     CSS_PATH = "app.tcss"
     TITLE = "qwen-tui"
     BINDINGS = [
@@ -139,6 +128,7 @@ class QwenApp(App):
             if problem:
                 self.notify(problem, severity="warning", timeout=10)
         self.session_log.start_autoflush()
+        self._start_plugin_watcher()
         if self._history:
             self.run_worker(self.show_history(self._history), group="history")
         self.load_model()
@@ -213,6 +203,23 @@ class QwenApp(App):
         self.generating = True
         self.status.state = "thinking" if self.thinking else "answering"
         self.generate(messages, self.thinking)
+
+    def _start_plugin_watcher(self) -> None:
+        """Hot reload: an edited plugin in the user plugins folder is live within a second."""
+        self._watcher = None
+        if self.toolset is None or self.toolset.host is None:
+            return
+        from qwen_tui.plugins import PluginWatcher
+
+        def changed(infos) -> None:  # in the watcher thread
+            for info in infos:
+                text = f"plugin {info.name}: {info.error}" if info.error else f"plugin {info.name} reloaded"
+                self.call_from_thread(self.notify, text, severity="error" if info.error else "information")
+
+        try:
+            self._watcher = PluginWatcher(self.toolset.host, on_change=changed).start()
+        except Exception as exc:  # no hot reload is a nuisance, never a reason not to start
+            self.notify(f"plugin hot reload is off: {exc}", severity="warning")
 
     def _set_state(self, state: str) -> None:
         self.status.state = state
@@ -382,70 +389,9 @@ class QwenApp(App):
         if blocks:
             blocks[-1].action_toggle()
 
-    def action_help(self) -> None:
-        keys = []
-        for binding in [*self.BINDINGS, *PromptInput.BINDINGS]:
-            active = self.active_bindings.get(binding.key)
-            keys.append((self.get_key_display(binding), binding.description, binding.id or ""))
-            del active
-        self.push_screen(HelpScreen(keys, SLASH_COMMANDS))
-
-    def run_slash_command(self, text: str) -> bool:
-        """Handle a /command; return False if it is not one (then it is sent as a prompt)."""
-        name, _, arg = text.strip().partition(" ")
-        if name in ("/new", "/clear"):
-            self.run_worker(self.action_new_chat(), exclusive=False)
-        elif name == "/think":
-            arg = arg.strip().lower()
-            if arg in ("on", "off"):
-                self.thinking = arg == "off"  # toggled back below
-            self.action_toggle_thinking()
-        elif name == "/sessions":
-            self.action_sessions()
-        elif name == "/export":
-            self.export_session(*arg.split())
-        elif name == "/help":
-            self.action_help()
-        elif name in ("/quit", "/exit"):
-            self.exit()
-        else:
-            return False
-        return True
-
-    def export_session(self, fmt: str = "md", path: str | None = None) -> None:
-        log = self.session_log
-        if log.store is None or log.session_id is None:
-            self.notify("Nothing saved to export yet (or --no-save)", severity="warning")
-            return
-        import json
-
-        from qwen_tui.store.export import export_json, export_markdown
-
-        log.flush()
-        record = log.store.load(log.session_id)
-        fmt = "json" if fmt == "json" else "md"
-        target = path or f"qwen-tui-{log.session_id}.{fmt}"
-        text = json.dumps(export_json(record), indent=2, ensure_ascii=False) if fmt == "json" else export_markdown(record)
-        try:
-            with open(target, "w", encoding="utf-8") as f:
-                f.write(text)
-        except OSError as exc:
-            self.notify(f"Export failed: {exc}", severity="error")
-            return
-        self.notify(f"Exported to {target}")
-
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
-        yield SystemCommand("New chat", "Start a new conversation", self.action_new_chat)
-        yield SystemCommand("Toggle thinking", "Qwen 3.5 reasoning on/off for the next turn", self.action_toggle_thinking)
-        yield SystemCommand("Copy last answer", "Copy to the clipboard (OSC 52, works over SSH)", self.action_copy_last)
-        yield SystemCommand("Stop answering", "Cancel the running generation", self.action_cancel)
-        yield SystemCommand("Toggle last reasoning", "Expand or collapse the last reasoning block", self.action_toggle_reasoning)
-        yield SystemCommand("Sessions", "Open, search, rename or delete saved sessions", self.action_sessions)
-        yield SystemCommand("Export session (Markdown)", "Write this session to a .md file", self.export_session)
-        yield SystemCommand("Help", "Keys and slash commands", self.action_help)
-
     async def on_unmount(self) -> None:
+        if getattr(self, "_watcher", None) is not None:
+            self._watcher.stop()
         if self.agent is not None:
             self.agent.cancel()
         if self._pending_ask is not None:  # the generation thread waits on a dialog: release it
@@ -454,38 +400,3 @@ class QwenApp(App):
         if self.engine is not None:
             self.engine.cancel()
             self.engine.close()
-
-
-def run_app(args) -> int:
-    """Entry point for `qwen-tui` without -p."""
-    import sys
-
-    from qwen_tui.engine.local import LocalEngine
-    from qwen_tui.headless import resolve_model, sampling_for
-
-    from qwen_tui.session_log import SessionLog
-
-    try:
-        model_path = resolve_model(args)
-        sampling_for(args, True)  # validate --grammar-file etc. before the screen opens
-        log, history = SessionLog.open(save=not args.no_save, model=str(model_path), resume=args.resume,
-                                       settings={"thinking": args.think is not False})
-    except Exception as exc:
-        print(f"qwen-tui: error: {exc}", file=sys.stderr)
-        return 2
-
-    def engine_factory():
-        return LocalEngine(model_path, n_ctx=args.ctx, n_threads=args.threads, n_threads_batch=args.threads_batch,
-                           n_gpu_layers=args.gpu_layers)
-
-    from pathlib import Path
-
-    from qwen_tui.toolset import build_toolset
-
-    toolset = build_toolset(workspace=Path.cwd(), model=str(model_path), plugin_paths=args.plugin, allow=args.allow,
-                            yolo=args.yolo, interactive=True, enabled=not args.no_tools)
-    app = QwenApp(engine_factory, thinking=args.think is not False, system_prompt=args.system, toolset=toolset,
-                  max_steps=args.max_steps, max_tokens=args.max_tokens, sampling_for=lambda thinking: sampling_for(args, thinking),
-                  session_log=log, history=history)
-    app.run()
-    return app.return_code or 0

@@ -315,3 +315,53 @@ async def test_denied_tool_call_tells_the_model_why(tmp_path):
         await pilot.press("enter")
         await wait_for(pilot, lambda: idle(app) and len(engine.requests) == 2)
         assert "not now" in engine.requests[1]["messages"][-1]["content"]
+
+
+PLUGIN_V1 = '''
+from qwen_tui import hookimpl
+
+def shout(text: str) -> str:
+    """Upper-case text."""
+    return text.upper()
+
+def echo_command(args):
+    return "echo: " + args
+
+@hookimpl
+def register_tools(register):
+    register(shout)
+
+@hookimpl
+def register_commands(register):
+    register("echo", echo_command, "say it back")
+'''
+
+
+async def test_plugin_hot_reload_and_plugin_slash_command(tmp_path, isolated_home):
+    from qwen_tui.toolset import build_toolset
+
+    plugins = isolated_home / "config" / "plugins"
+    plugins.mkdir(parents=True, exist_ok=True)
+    plugin = plugins / "hot_reload_demo.py"
+    plugin.write_text(PLUGIN_V1)
+    try:
+        toolset = build_toolset(workspace=tmp_path, model="fake", interactive=True)
+        engine = FakeEngine(["one", "two"])
+        app = QwenApp(lambda: engine, toolset=toolset)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_for(pilot, lambda: app.engine is not None)
+            await type_and_send(pilot, "/echo hi")
+            assert any("echo: hi" in str(n.message) for n in app._notifications)
+            await type_and_send(pilot, "first")
+            await wait_for(pilot, lambda: idle(app) and len(engine.requests) == 1)
+            names = {t["function"]["name"] for t in engine.requests[0]["tools"]}
+            assert "shout" in names and "whisper" not in names
+            plugin.write_text(PLUGIN_V1.replace("def shout", "def whisper").replace("register(shout)", "register(whisper)"))
+            await wait_for(pilot, lambda: "whisper" in toolset.registry.names(), timeout=3)
+            await type_and_send(pilot, "second")
+            await wait_for(pilot, lambda: idle(app) and len(engine.requests) == 2)
+            names = {t["function"]["name"] for t in engine.requests[1]["tools"]}
+            assert "whisper" in names and "shout" not in names
+            assert [m.content for m in app.conversation.messages if m.role == "user"] == ["first", "second"]
+    finally:
+        plugin.unlink()

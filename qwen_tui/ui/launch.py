@@ -1,0 +1,40 @@
+"""`qwen-tui` without -p: resolve the model, open the session log, build the toolset, run the app."""
+
+from __future__ import annotations
+
+from qwen_tui.ui.app import QwenApp
+
+
+def run_app(args) -> int:
+    """Entry point for `qwen-tui` without -p."""
+    import sys
+
+    from qwen_tui.engine.local import LocalEngine
+    from qwen_tui.headless import resolve_model, sampling_for
+
+    from qwen_tui.session_log import SessionLog
+
+    try:
+        model_path = resolve_model(args)
+        sampling_for(args, True)  # validate --grammar-file etc. before the screen opens
+        log, history = SessionLog.open(save=not args.no_save, model=str(model_path), resume=args.resume,
+                                       settings={"thinking": args.think is not False})
+    except Exception as exc:
+        print(f"qwen-tui: error: {exc}", file=sys.stderr)
+        return 2
+
+    def engine_factory():
+        return LocalEngine(model_path, n_ctx=args.ctx, n_threads=args.threads, n_threads_batch=args.threads_batch,
+                           n_gpu_layers=args.gpu_layers)
+
+    from pathlib import Path
+
+    from qwen_tui.toolset import build_toolset
+
+    toolset = build_toolset(workspace=Path.cwd(), model=str(model_path), plugin_paths=args.plugin, allow=args.allow,
+                            yolo=args.yolo, interactive=True, enabled=not args.no_tools)
+    app = QwenApp(engine_factory, thinking=args.think is not False, system_prompt=args.system, toolset=toolset,
+                  max_steps=args.max_steps, max_tokens=args.max_tokens, sampling_for=lambda thinking: sampling_for(args, thinking),
+                  session_log=log, history=history)
+    app.run()
+    return app.return_code or 0
