@@ -79,11 +79,12 @@ class QwenApp(CommandsMixin, App):
     def __init__(self, engine_factory: Callable[[], object], *, thinking: bool = True, system_prompt: str | None = None,
                  max_tokens: int = 4096, sampling_for: Callable[[bool], object] | None = None,
                  session_log: SessionLog | None = None, history: list | None = None, toolset=None,
-                 max_steps: int = 8) -> None:
+                 max_steps: int = 8, model_factory: Callable[[str], object] | None = None) -> None:
         super().__init__()
         self.session_log = session_log or SessionLog(None, workspace=".", model="")
         self._history = history or []
         self.engine_factory = engine_factory
+        self.model_factory = model_factory  # path -> engine, for /model
         self.engine = None
         self.thinking = thinking
         self.max_tokens = max_tokens

@@ -19,6 +19,8 @@ SLASH_COMMANDS = [
     ("/think [on|off]", "toggle Qwen 3.5 thinking for the next turns"),
     ("/export [md|json] [PATH]", "write this session to a file"),
     ("/sessions", "open, search, rename or delete saved sessions"),
+    ("/copy [N]", "copy the last answer, or its Nth code block, to the clipboard (OSC 52)"),
+    ("/model PATH", "load another GGUF model (the conversation stays)"),
     ("/help", "show keys and commands"),
     ("/quit", "quit"),
 ]
@@ -59,6 +61,10 @@ class CommandsMixin:
             if arg in ("on", "off"):
                 self.thinking = arg == "off"  # toggled back below
             self.action_toggle_thinking()
+        elif name == "/copy":
+            self.copy_code_block(arg.strip())
+        elif name == "/model":
+            self.switch_model(arg.strip())
         elif name == "/sessions":
             self.action_sessions()
         elif name == "/export":
@@ -70,6 +76,42 @@ class CommandsMixin:
         else:
             return self._plugin_command(name, arg.strip())
         return True
+
+    def copy_code_block(self, which: str = "") -> None:
+        """`/copy` copies the last answer; `/copy N` its Nth fenced code block (1 = first)."""
+        import re
+
+        last = self.conversation.last_answer
+        if last is None:
+            self.notify("Nothing to copy yet")
+            return
+        if not which:
+            self.action_copy_last()
+            return
+        blocks = re.findall(r"^```[^\n]*\n(.*?)^```", last.content, flags=re.S | re.M)
+        if not which.isdigit() or not 1 <= int(which) <= len(blocks):
+            self.notify(f"The last answer has {len(blocks)} code block(s): /copy 1..{len(blocks)}", severity="warning")
+            return
+        self.copy_to_clipboard(blocks[int(which) - 1])
+        self.notify(f"Copied code block {which}")
+
+    def switch_model(self, path: str) -> None:
+        """`/model PATH`: load another model; the conversation carries over."""
+        if not path:
+            name = self.engine.info.name if self.engine is not None and self.engine.info else "none"
+            self.notify(f"Current model: {name}. Use /model PATH to load another GGUF.")
+            return
+        if self.generating:
+            self.notify("Stop the current answer first (Esc)", severity="warning")
+            return
+        if self.model_factory is None:
+            self.notify("This app was started without a model factory", severity="error")
+            return
+        old, self.engine = self.engine, None
+        if old is not None:
+            old.close()
+        self.engine_factory = lambda: self.model_factory(path)
+        self.load_model()
 
     def export_session(self, fmt: str = "md", path: str | None = None) -> None:
         log = self.session_log

@@ -23,8 +23,8 @@ def run_app(args) -> int:
         print(f"qwen-tui: error: {exc}", file=sys.stderr)
         return 2
 
-    def engine_factory():
-        return LocalEngine(model_path, n_ctx=args.ctx, n_threads=args.threads, n_threads_batch=args.threads_batch,
+    def model_factory(path):
+        return LocalEngine(path, n_ctx=args.ctx, n_threads=args.threads, n_threads_batch=args.threads_batch,
                            n_gpu_layers=args.gpu_layers)
 
     from pathlib import Path
@@ -33,8 +33,8 @@ def run_app(args) -> int:
 
     toolset = build_toolset(workspace=Path.cwd(), model=str(model_path), plugin_paths=args.plugin, allow=args.allow,
                             yolo=args.yolo, interactive=True, enabled=not args.no_tools)
-    app = QwenApp(engine_factory, thinking=args.think is not False, system_prompt=args.system, toolset=toolset,
+    app = QwenApp(lambda: model_factory(model_path), model_factory=model_factory, thinking=args.think is not False, system_prompt=args.system, toolset=toolset,
                   max_steps=args.max_steps, max_tokens=args.max_tokens, sampling_for=lambda thinking: sampling_for(args, thinking),
-                  session_log=log, history=history)
+                  session_log=log, history=history)  # noqa: E501
     app.run()
     return app.return_code or 0

@@ -365,3 +365,30 @@ async def test_plugin_hot_reload_and_plugin_slash_command(tmp_path, isolated_hom
             assert [m.content for m in app.conversation.messages if m.role == "user"] == ["first", "second"]
     finally:
         plugin.unlink()
+
+
+async def test_copy_code_block_and_switch_model():
+    loaded = []
+
+    def model_factory(path):
+        loaded.append(path)
+        return FakeEngine(["after the switch"])
+
+    engine = FakeEngine(["Two blocks:\n\n```python\nprint(1)\n```\n\nand\n\n```sh\nls -la\n```\n"])
+    app = QwenApp(lambda: engine, model_factory=model_factory)
+    copied = []
+    app.copy_to_clipboard = copied.append
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.engine is not None)
+        await type_and_send(pilot, "code please")
+        await wait_for(pilot, lambda: idle(app) and app.conversation.messages)
+        await type_and_send(pilot, "/copy 2")
+        assert copied == ["ls -la\n"]
+        await type_and_send(pilot, "/copy")
+        assert copied[-1].startswith("Two blocks:")
+        await type_and_send(pilot, "/model other.gguf")
+        await wait_for(pilot, lambda: app.engine is not None and loaded == ["other.gguf"])
+        assert engine.closed
+        await type_and_send(pilot, "still here?")
+        await wait_for(pilot, lambda: idle(app) and app.conversation.messages[-1].content == "after the switch")
+        assert [m.content for m in app.conversation.messages if m.role == "user"] == ["code please", "still here?"]
