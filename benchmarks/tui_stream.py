@@ -151,7 +151,7 @@ async def demo_in_app(model: str, prompt_text: str, max_tokens: int) -> dict:
         original = app._finish_turn
 
         async def capture(event):
-            finished.append(event)
+            finished.append(app.turn.last_step.finished)  # the engine's numbers for the (only) step
             await original(event)
 
         app._finish_turn = capture

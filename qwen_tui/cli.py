@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="with -p: let TOOL run without asking (repeatable; -p denies what would ask)")
     tools.add_argument("--yolo", action="store_true", help="run every tool call without asking (says so in the status line)")
     tools.add_argument("--no-tools", action="store_true", help="don't offer tools to the model")
+    tools.add_argument("--constrain-tools", action="store_true",
+                       help="grammar-constrain tool calls once <tool_call> starts, so even small models can't write a "
+                            "malformed call (slower inside calls; see benchmarks/tool_grammar.py)")
     tools.add_argument("--max-steps", type=int, default=8, metavar="N", help="most model turns per prompt (tool rounds)")
     tuning = parser.add_argument_group("engine")
     tuning.add_argument("--ctx", type=int, metavar="N", help="context length in tokens (default: the model's, capped by RAM)")

@@ -170,7 +170,8 @@ def _run_agent(engine, toolset, conversation, args, sampling, log) -> int:
     from qwen_tui.agent.loop import Agent
 
     agent = Agent(engine, toolset.registry, toolset.policy, toolset.host, context=toolset.context,
-                  max_steps=args.max_steps, sampling_for_step=lambda step, reasoning_open: sampling)
+                  max_steps=args.max_steps, sampling_for_step=lambda step, reasoning_open: sampling,
+                  constrain_tool_calls=args.constrain_tools)
     at_line_start = True
     status = 1
     for event in agent.run(conversation.for_template(), thinking=args.think, max_tokens=args.max_tokens):

@@ -75,6 +75,7 @@ class Agent:
         tool_timeout: float = 30.0,
         max_output_chars: int = DEFAULT_MAX_OUTPUT,
         sampling_for_step: Callable[[int, bool], Sampling | None] | None = None,
+        constrain_tool_calls: bool = False,
     ) -> None:
         """`engine`: LocalEngine (or FakeEngine); `registry`: ToolRegistry (None: no tools);
         `policy`: ApprovalPolicy (None: one for `context.workspace`, interactive when `ask` is
@@ -90,6 +91,7 @@ class Agent:
         self.tool_timeout = tool_timeout
         self.max_output_chars = max_output_chars
         self.sampling_for_step = sampling_for_step
+        self.constrain_tool_calls = constrain_tool_calls  # lazy GBNF once <tool_call> starts (agent/grammar.py)
         if policy is None:
             from qwen_tui.tools.approval import ApprovalPolicy
 
@@ -194,6 +196,13 @@ class Agent:
         sampling = None
         if self.sampling_for_step is not None:
             sampling = self.sampling_for_step(step, self._reasoning_open(request, tools, thinking))
+        if tools and self.constrain_tool_calls and not (sampling and sampling.grammar):
+            from dataclasses import replace
+
+            from qwen_tui.agent.grammar import TRIGGER, tool_call_grammar
+            from qwen_tui.engine.params import Sampling
+
+            sampling = replace(sampling or Sampling(), grammar=tool_call_grammar(tools), grammar_trigger=TRIGGER)
         parser = StreamingReplyParser(tools)
         forming: dict[int, dict] = {}
         state = {"reasoning": False, "text": False}

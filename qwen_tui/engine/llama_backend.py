@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import ctypes
+import re
 import time
 from collections.abc import Callable
 
@@ -263,13 +264,23 @@ class LlamaRunner:
         chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
         add = lambda smpl: llama_cpp.llama_sampler_chain_add(chain, smpl)  # noqa: E731
         if s.grammar:
-            grammar = llama_cpp.llama_sampler_init_grammar(self.vocab, s.grammar.encode(), b"root")
+            if s.grammar_trigger:
+                # Lazy: no cost per token until the trigger shows up (a 248K-vocabulary grammar costs
+                # ~10x a plain decode step, measured); then the grammar constrains from the trigger on.
+                pattern = "[\\s\\S]*?(" + re.escape(s.grammar_trigger) + "[\\s\\S]*)"
+                patterns = (ctypes.c_char_p * 1)(pattern.encode())
+                grammar = llama_cpp.llama_sampler_init_grammar_lazy_patterns(
+                    self.vocab, s.grammar.encode(), b"root", patterns, 1, None, 0)
+            else:
+                grammar = llama_cpp.llama_sampler_init_grammar(self.vocab, s.grammar.encode(), b"root")
             if not grammar:
                 llama_cpp.llama_sampler_free(chain)
                 raise EngineError("the grammar does not parse (GBNF)")
             add(grammar)
-        if s.repeat_penalty != 1.0 or s.presence_penalty:
-            add(llama_cpp.llama_sampler_init_penalties(64, s.repeat_penalty, 0.0, s.presence_penalty))
+        if s.logit_bias:
+            biases = (llama_cpp.llama_logit_bias * len(s.logit_bias))(*[
+                llama_cpp.llama_logit_bias(token, bias) for token, bias in s.logit_bias])
+            add(llama_cpp.llama_sampler_init_logit_bias(llama_cpp.llama_vocab_n_tokens(self.vocab), len(biases), biases))
         if s.temperature <= 0:
             add(llama_cpp.llama_sampler_init_greedy())
             return chain

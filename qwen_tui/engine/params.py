@@ -27,8 +27,10 @@ class Sampling:
     top_k: int = 20
     top_p: float = 0.8
     min_p: float = 0.0
-    repeat_penalty: float = 1.0
-    presence_penalty: float = 0.0
     seed: int = 0xFFFFFFFF  # llama.cpp's "random"
     grammar: str | None = None  # GBNF; forces the output (tests use it for exact replies)
     ignore_eos: bool = False  # keep generating past end-of-turn (benchmarks need exact lengths)
+    # With a trigger, the grammar is lazy: free text until the trigger appears (e.g. "<tool_call>"),
+    # then the grammar constrains the rest (its root must start with the trigger text).
+    grammar_trigger: str | None = None
+    logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, bias) pairs

@@ -79,12 +79,14 @@ class QwenApp(CommandsMixin, App):
     def __init__(self, engine_factory: Callable[[], object], *, thinking: bool = True, system_prompt: str | None = None,
                  max_tokens: int = 4096, sampling_for: Callable[[bool], object] | None = None,
                  session_log: SessionLog | None = None, history: list | None = None, toolset=None,
-                 max_steps: int = 8, model_factory: Callable[[str], object] | None = None) -> None:
+                 max_steps: int = 8, model_factory: Callable[[str], object] | None = None,
+                 constrain_tool_calls: bool = False) -> None:
         super().__init__()
         self.session_log = session_log or SessionLog(None, workspace=".", model="")
         self._history = history or []
         self.engine_factory = engine_factory
         self.model_factory = model_factory  # path -> engine, for /model
+        self.constrain_tool_calls = constrain_tool_calls
         self.engine = None
         self.thinking = thinking
         self.max_tokens = max_tokens
@@ -233,7 +235,8 @@ class QwenApp(CommandsMixin, App):
         self.agent = Agent(self.engine, toolset.registry if toolset else None, toolset.policy if toolset else None,
                            toolset.host if toolset else None, context=toolset.context if toolset else None,
                            ask=self._ask_from_thread, max_steps=self.max_steps,
-                           sampling_for_step=lambda step, reasoning_open: self.sampling_for(thinking))
+                           sampling_for_step=lambda step, reasoning_open: self.sampling_for(thinking),
+                           constrain_tool_calls=self.constrain_tool_calls)
         batch: list = []
         last_post = 0.0
         try:

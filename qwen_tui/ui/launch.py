@@ -35,6 +35,6 @@ def run_app(args) -> int:
                             yolo=args.yolo, interactive=True, enabled=not args.no_tools)
     app = QwenApp(lambda: model_factory(model_path), model_factory=model_factory, thinking=args.think is not False, system_prompt=args.system, toolset=toolset,
                   max_steps=args.max_steps, max_tokens=args.max_tokens, sampling_for=lambda thinking: sampling_for(args, thinking),
-                  session_log=log, history=history)  # noqa: E501
+                  session_log=log, history=history, constrain_tool_calls=args.constrain_tools)
     app.run()
     return app.return_code or 0
