@@ -120,9 +120,8 @@ def _crash_for_test(runner, how: str) -> None:
     import llama_cpp
 
     if how == "assert":
-        # GGML_ASSERT in ggml: a view whose size exceeds its source tensor's. ggml_view_1d on a
-        # NULL-context is not reachable from here, so use llama.cpp's own batch validation path:
-        # a sampler asked for logits at an index that was never computed aborts in C.
+        # A parameter llama.cpp does not validate: sampling at an output index that was never
+        # computed trips GGML_ASSERT(logits != nullptr) in llama-sampler.cpp and abort()s.
         llama_cpp.llama_sampler_sample(llama_cpp.llama_sampler_init_greedy(), runner.ctx, 10_000_000)
     elif how == "segfault":
         ctypes.string_at(0)
