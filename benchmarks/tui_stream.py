@@ -79,7 +79,7 @@ async def stream_once(reply: str, tokens_per_s: float, history: int = 0, keys: i
         latencies = []
         typed = 0
         while app.generating:
-            if typed < keys and app._live is not None and app._live.text:
+            if typed < keys and app.turn is not None and app.turn.live is not None and app.turn.live.text:
                 before = counter.frames
                 k0 = time.perf_counter()
                 app.post_message(events.Key("x", "x"))  # as the terminal driver delivers a key
@@ -98,7 +98,7 @@ async def stream_once(reply: str, tokens_per_s: float, history: int = 0, keys: i
             "cpu_share": cpu / wall,
             "lat_p50": p(latencies, 0.5) if latencies else float("nan"),
             "lat_p95": p(latencies, 0.95) if latencies else float("nan"),
-            "intact": got == reply and frozen is not None,
+            "intact": got == reply.strip() and frozen is not None,  # answers are stored stripped
         }
 
 

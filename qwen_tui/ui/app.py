@@ -300,7 +300,7 @@ class QwenApp(CommandsMixin, App):
         if failed.role == "assistant" and prompt is not None and prompt.role == "user":
             self._start_turn(prompt.content)
 
-    async def show_history(self, messages: list, *, first_chunk: int = 40, chunk: int = 100) -> None:
+    async def show_history(self, messages: list, *, first_chunk: int = 40, chunk: int = 10) -> None:
         """Put earlier messages (a resumed session) into the conversation and on screen.
 
         The newest messages are mounted first, so the screen is usable at once; older ones are
