@@ -10,10 +10,9 @@ that choice is remembered for this machine.
 
 from __future__ import annotations
 
-import json
 import mmap
-import re
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -22,81 +21,22 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any
 
 from qwen_tui import paths
 from qwen_tui.engine.errors import EngineCrashed, EngineError, ModelLoadError
 from qwen_tui.engine.events import Event, Finished, Notice, Timings, Usage
 from qwen_tui.engine.gguf_header import GGUFHeader, read_header
+from qwen_tui.engine.machine import remember_extra_bufts_crash, remembered_extra_bufts  # noqa: F401 (re-export)
+from qwen_tui.engine.model_info import ModelInfo  # noqa: F401 (re-export)
 from qwen_tui.engine.reasoning import ReasoningSplitter
-from qwen_tui.engine.resources import ContextPlan, ThreadPlan, plan_context, plan_threads
 from qwen_tui.engine.params import LoadParams, Sampling
+from qwen_tui.engine.resources import ContextPlan, plan_context, plan_threads
 from qwen_tui.engine.template import prompt_opens_reasoning, render_chat
 
 LOAD_TIMEOUT_S = 600.0
-
-
-@dataclass
-class ModelInfo:
-    path: Path
-    name: str
-    architecture: str
-    file_size: int
-    quant: str
-    n_params: int
-    n_ctx: int
-    n_ctx_train: int
-    context_reason: str
-    threads: ThreadPlan
-    n_gpu_layers: int
-    use_extra_bufts: bool
-    chat_template: str | None
-    bos_token: str = ""
-    eos_token: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def short_settings(self) -> str:
-        gpu = "GPU: all layers" if self.n_gpu_layers else "CPU"
-        return f"{self.threads.n_threads}/{self.threads.n_threads_batch} threads, {gpu}"
-
-
-def _machine_file() -> Path:
-    return paths.cache_dir() / "machine.json"
-
-
-def _cpu_id() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
-
-
-def remembered_extra_bufts() -> bool:
-    """False when extra buffer types crashed llama.cpp on this CPU before."""
-    try:
-        data = json.loads(_machine_file().read_text())
-        return bool(data.get(_cpu_id(), {}).get("use_extra_bufts", True))
-    except (OSError, ValueError, AttributeError):
-        return True
-
-
-def remember_extra_bufts_crash(reason: str) -> None:
-    path = _machine_file()
-    try:
-        data = json.loads(path.read_text()) if path.exists() else {}
-    except (OSError, ValueError):
-        data = {}
-    data[_cpu_id()] = {"use_extra_bufts": False, "reason": reason, "when": time.strftime("%Y-%m-%d %H:%M:%S")}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(path)
 
 
 def _signal_name(exitcode: int | None) -> str:
