@@ -174,7 +174,17 @@ def _run_agent(engine, toolset, conversation, args, sampling, log) -> int:
                   constrain_tool_calls=args.constrain_tools)
     at_line_start = True
     status = 1
+    answer_open = True  # run_headless started the first step's message
+
+    def open_answer() -> None:
+        # One stored assistant message per step, started when that step first produces anything.
+        nonlocal answer_open
+        if not answer_open:
+            log.start_answer()
+            answer_open = True
     for event in agent.run(conversation.for_template(), thinking=args.think, max_tokens=args.max_tokens):
+        if isinstance(event, (ev.AnswerDelta, ev.ReasoningDelta, ev.StepFinished)):
+            open_answer()
         if isinstance(event, ev.AnswerDelta):
             log.answer_delta(content=event.text)
             if args.json:
@@ -193,6 +203,7 @@ def _run_agent(engine, toolset, conversation, args, sampling, log) -> int:
         elif isinstance(event, ev.StepFinished):
             log.finish_answer(event.finished.reason, event.finished.usage, event.finished.timings,
                               tool_calls=event.tool_calls or None)
+            answer_open = False
             if args.json:
                 _emit_json({**_event_json(event.finished), "step": event.step})
         elif isinstance(event, ev.ToolCallRequested):
@@ -216,7 +227,6 @@ def _run_agent(engine, toolset, conversation, args, sampling, log) -> int:
             elif not result.denied:
                 print(f"qwen-tui: tool {event.call.name} {'ok' if result.ok else 'failed'}: "
                       f"{(result.content if result.ok else result.error or '')[:200]}", file=sys.stderr)
-            log.start_answer()
         elif isinstance(event, ev.Notice):
             if args.json:
                 _emit_json({"type": "notice", "text": event.text})

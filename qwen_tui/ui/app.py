@@ -8,7 +8,6 @@ the model.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
 import time
@@ -34,8 +33,9 @@ from qwen_tui.ui.commands import CommandsMixin
 from qwen_tui.ui.screens.approval import ApprovalDialog
 from qwen_tui.ui.screens.dialogs import ErrorDialog
 from qwen_tui.ui.screens.sessions import SessionChoice, SessionsScreen
+from qwen_tui.ui.history import mount_history
 from qwen_tui.ui.turn import FINISH_REASON, TurnView
-from qwen_tui.ui.widgets.messages import AssistantMessage, ToolCallBlock, UserMessage
+from qwen_tui.ui.widgets.messages import AssistantMessage, UserMessage
 from qwen_tui.ui.widgets.prompt import PromptInput
 from qwen_tui.ui.widgets.status import StatusBar, human_bytes
 
@@ -304,33 +304,10 @@ class QwenApp(CommandsMixin, App):
         if failed.role == "assistant" and prompt is not None and prompt.role == "user":
             self._start_turn(prompt.content)
 
-    async def show_history(self, messages: list, *, first_chunk: int = 40, chunk: int = 10) -> None:
-        """Put earlier messages (a resumed session) into the conversation and on screen.
-
-        The newest messages are mounted first, so the screen is usable at once; older ones are
-        added above them in chunks, yielding to input in between (a 1,000-message session would
-        otherwise freeze the app while every message is laid out).
-        """
+    async def show_history(self, messages: list) -> None:
+        """Put earlier messages (a resumed session) into the conversation and on screen."""
         self.conversation.messages[:0] = messages
-
-        def widget(message):
-            if message.role == "user":
-                return UserMessage(message.content)
-            if message.role == "tool":
-                block = ToolCallBlock("result")
-                block.finished(True, message.content)
-                return block
-            return AssistantMessage(message.content, message.reasoning, finished=True)
-
-        shown = [m for m in messages if m.role in ("user", "assistant", "tool")
-                 and (m.content or m.reasoning or m.role != "assistant")]
-        newest, older = shown[-first_chunk:], shown[:-first_chunk]
-        await self.transcript.mount_all([widget(m) for m in newest], before=0 if self.transcript.children else None)
-        self.transcript.scroll_end(animate=False)
-        while older:
-            older, part = older[:-chunk], older[-chunk:]
-            await asyncio.sleep(0)  # let keys through
-            await self.transcript.mount_all([widget(m) for m in part], before=0)
+        await mount_history(self.transcript, messages)
 
     # -- actions -----------------------------------------------------------------------------
 
