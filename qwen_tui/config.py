@@ -39,3 +39,26 @@ def load_keymap(path: Path | None = None) -> tuple[dict[str, str], list[str]]:
         else:
             problems.append(f"{path}: keymap.{binding_id} must be a non-empty string like \"ctrl+k\"")
     return good, problems
+
+
+def load_table(name: str, path: Path | None = None) -> tuple[dict, list[str]]:
+    """Return (the config file's `[name]` table, problems); dotted names reach nested tables.
+
+    Features read their own section through this (e.g. `load_table("tools.shell")`), so a
+    broken or missing file means defaults plus a message, never an exception.
+    """
+    path = path or config_path()
+    if not path.exists():
+        return {}, []
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        return {}, [f"{path}: {exc}; using defaults"]
+    table: object = data
+    for part in name.split("."):
+        if not isinstance(table, dict):
+            return {}, [f"{path}: [{name}] must be a table; using defaults"]
+        table = table.get(part, {})
+    if not isinstance(table, dict):
+        return {}, [f"{path}: [{name}] must be a table; using defaults"]
+    return table, []
