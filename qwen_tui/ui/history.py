@@ -1,34 +1,31 @@
 """Earlier messages (a resumed session) on screen without freezing the app.
 
-The newest messages are mounted first, so the screen is usable at once; older ones are added
-above them in small chunks, yielding to input in between (a 1,000-message session would
-otherwise block every key while each message is laid out).
+Each message becomes a factory (a callable that builds its block); the transcript mounts only the
+newest of them and builds older ones when scrolling reaches them (see widgets/transcript.py).
 """
 
 from __future__ import annotations
 
-import asyncio
+from functools import partial
 
 from qwen_tui.ui.widgets.messages import AssistantMessage, ToolCallBlock, UserMessage
 
 
-async def mount_history(transcript, messages: list, *, first_chunk: int = 40, chunk: int = 10) -> None:
-    def widget(message):
-        if message.role == "user":
-            return UserMessage(message.content)
-        if message.role == "tool":
-            block = ToolCallBlock("result")
-            block.finished(True, message.content)
-            return block
-        return AssistantMessage(message.content, message.reasoning, finished=True)
+def _tool_result_block(content: str) -> ToolCallBlock:
+    block = ToolCallBlock("result")
+    block.finished(True, content)
+    return block
 
+
+def block_factory(message):
+    if message.role == "user":
+        return partial(UserMessage, message.content)
+    if message.role == "tool":
+        return partial(_tool_result_block, message.content)
+    return partial(AssistantMessage, message.content, message.reasoning, finished=True)
+
+
+async def mount_history(transcript, messages: list) -> None:
     shown = [m for m in messages if m.role in ("user", "assistant", "tool")
              and (m.content or m.reasoning or m.role != "assistant")]
-    newest, older = shown[-first_chunk:], shown[:-first_chunk]
-    await transcript.mount_all([widget(m) for m in newest], before=0 if transcript.children else None)
-    transcript.scroll_end(animate=False)
-    while older:
-        older, part = older[:-chunk], older[-chunk:]
-        await asyncio.sleep(0)  # let keys through
-        await transcript.mount_all([widget(m) for m in part], before=0)
-
+    await transcript.show_history([block_factory(m) for m in shown])

@@ -18,6 +18,11 @@ class PromptInput(TextArea):
         Binding("ctrl+j,alt+enter", "newline", "Newline", id="prompt.newline", show=False),
         Binding("up", "history_previous", "Previous prompt", id="prompt.history_previous", show=False),
         Binding("down", "history_next", "Next prompt", id="prompt.history_next", show=False),
+        # The transcript scrolls while you type: the prompt keeps focus (Tab focuses the transcript
+        # itself, where arrows, Home and End work too).
+        Binding("pageup", "app.transcript_page('up')", "Scroll up", id="prompt.transcript_page_up", show=False),
+        Binding("pagedown", "app.transcript_page('down')", "Scroll down", id="prompt.transcript_page_down",
+                show=False),
     ]
 
     @dataclass
