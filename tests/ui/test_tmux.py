@@ -64,3 +64,30 @@ def test_type_stream_stop_and_quit(session):
     done = wait_for(session, lambda s: "QWEN_TUI_EXITED=0" in s, timeout=15)
     # Terminal restored: the alternate screen is gone, the app's frame is not left behind.
     assert "╭─ you" not in done and "Send" not in done
+
+
+def test_a_256_colour_terminal_at_80x24_gets_256_colour_output_and_a_usable_screen(demo_model_path, isolated_home,
+                                                                                   tmp_path):
+    """COLORTERM unset and TERM=xterm-256color, as in many SSH sessions and older tmux setups: the
+    app must not send 24-bit colour (it would show as garbage or wrong colours there)."""
+    name = f"qwen-tui-256-{uuid.uuid4().hex[:8]}"
+    raw = tmp_path / "output.bin"
+    command = (
+        f"env -u COLORTERM TERM=xterm-256color QWEN_TUI_HOME={isolated_home} {sys.executable} -m qwen_tui "
+        f"--model {demo_model_path} --no-think; echo QWEN_TUI_EXITED=$?"
+    )
+    subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "80", "-y", "24", "bash", "--norc", "-c",
+                    "sleep 0.5; " + command + "; sleep 60"], check=True, timeout=10)
+    try:
+        tmux("pipe-pane", "-o", "-t", name, f"cat >> {raw}")
+        shown = wait_for(name, lambda s: "idle" in s and "ctx 0 /" in s)
+        lines = shown.splitlines()
+        assert len(lines) <= 24 and all(len(line) <= 80 for line in lines)
+        assert "Send" in shown or "Quit" in shown  # the footer with the keys fits
+        tmux("send-keys", "-t", name, "C-q")
+        wait_for(name, lambda s: "QWEN_TUI_EXITED=0" in s, timeout=15)
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True, timeout=10)
+    output = raw.read_bytes()
+    assert b"\x1b[38;5;" in output or b";38;5;" in output  # 256-colour foregrounds
+    assert b"38;2;" not in output and b"48;2;" not in output  # and no 24-bit colour at all
