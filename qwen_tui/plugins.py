@@ -256,7 +256,9 @@ class PluginHost:
             try:
                 if isinstance(fn_or_obj, type):
                     raise ToolDefinitionError(f"register() got the class {fn_or_obj.__name__}; pass an instance")
-                if callable(fn_or_obj) and (hasattr(fn_or_obj, "__code__") or hasattr(fn_or_obj, "__func__") or hasattr(fn_or_obj, "func")):
+                if isinstance(fn_or_obj, Tool):  # built by Tool.from_schema (MCP, OpenAPI, ...)
+                    tools = [fn_or_obj]
+                elif callable(fn_or_obj) and (hasattr(fn_or_obj, "__code__") or hasattr(fn_or_obj, "__func__") or hasattr(fn_or_obj, "func")):
                     tools = [Tool.from_function(fn_or_obj, name=name)]
                 else:
                     tools = Tool.from_object(fn_or_obj, prefix=name)
@@ -267,6 +269,12 @@ class PluginHost:
                 t.plugin = info.name
             info.tools.extend(tools)
 
+        def problem(message: str) -> None:
+            """Report a problem (one line) without disabling the plugin, e.g. an MCP server that
+            did not start: shown with the other plugin problems."""
+            info.problems.append(" ".join(str(message).split()))
+
+        register.problem = problem
         return register
 
     def _command_registrar(self, info: PluginInfo) -> Callable[..., None]:

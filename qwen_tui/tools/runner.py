@@ -15,6 +15,8 @@
   (``default=str``); ``None`` gives ``""``.
 - Output longer than ``max_output_chars`` keeps its head and tail around
   ``[... N characters elided ...]`` and sets ``truncated``.
+- A tool may return ``ToolOutput(content, images=[ImageAttachment(...)])`` (attachments.py):
+  ``content`` is treated as above and the images land in ``ToolResult.images``.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ import json
 import threading
 import time
 import traceback as tb
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from qwen_tui.tools.attachments import ImageAttachment, ToolOutput
 from qwen_tui.tools.tool import Tool, ToolContext
 
 __all__ = ["ToolResult", "run_tool", "validate_arguments", "cap_output"]
@@ -42,13 +45,15 @@ class ToolResult:
     elapsed_ms: float = 0.0
     truncated: bool = False
     denied: bool = False  # refused by the approval policy (never ran)
+    images: list[ImageAttachment] = field(default_factory=list)  # from a ToolOutput (attachments.py)
 
     def for_model(self) -> str:
         """The text to send back to the model as the tool's response."""
         return self.content if self.ok else f"Error: {self.error}"
 
     def to_dict(self) -> dict:
-        return {"ok": self.ok, "content": self.content, "error": self.error, "elapsed_ms": round(self.elapsed_ms, 1), "truncated": self.truncated, "denied": self.denied}
+        return {"ok": self.ok, "content": self.content, "error": self.error, "elapsed_ms": round(self.elapsed_ms, 1), "truncated": self.truncated, "denied": self.denied,
+                "images": [image.to_dict() for image in self.images]}
 
 
 _CHECKS = {
@@ -207,8 +212,11 @@ def run_tool(
         if box.get("trace"):
             message += "\n" + box["trace"]
         return _error(message, start)
-    content, truncated = cap_output(_serialise(box.get("value")), max_output_chars)
-    return ToolResult(ok=True, content=content, error=None, elapsed_ms=(time.monotonic() - start) * 1000, truncated=truncated)
+    value, images = box.get("value"), []
+    if isinstance(value, ToolOutput):  # a result with images for the model (attachments.py)
+        value, images = value.content, [i for i in value.images if isinstance(i, ImageAttachment)]
+    content, truncated = cap_output(_serialise(value), max_output_chars)
+    return ToolResult(ok=True, content=content, error=None, elapsed_ms=(time.monotonic() - start) * 1000, truncated=truncated, images=images)
 
 
 def execute_call(

@@ -46,6 +46,7 @@ class ToolContext:
     workspace: Path = field(default_factory=Path.cwd)
     model: str | None = None
     extra: dict = field(default_factory=dict)
+    model_has_vision: bool = False  # the loaded model can see images (an mmproj is configured)
 
 
 def tool(
@@ -266,6 +267,42 @@ class Tool:
             is_async=is_async,
             context_param=context_param,
             enums=enums,
+        )
+
+    @classmethod
+    def from_schema(
+        cls,
+        name: str,
+        description: str,
+        parameters: dict,
+        fn: Callable,
+        *,
+        read_only: bool = False,
+        timeout: float | None = None,
+    ) -> "Tool":
+        """A tool whose JSON schema is given (by an MCP server, an OpenAPI document...) instead of
+        read from type hints: ``fn(**arguments)`` runs it. Plugins pass it to ``register(tool)``."""
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ToolDefinitionError(f"tool name {name!r} must be letters, digits, '_', '.', '-' (at most 64)")
+        if not callable(fn):
+            raise ToolDefinitionError(f"tool {name!r}: {fn!r} is not callable")
+        if not isinstance(parameters, dict) or parameters.get("type", "object") != "object":
+            raise ToolDefinitionError(f"tool {name!r}: parameters must be a JSON schema of type object")
+        properties = parameters.get("properties") or {}
+        required = parameters.get("required") or []
+        if not isinstance(properties, dict) or not all(isinstance(v, dict) for v in properties.values()):
+            raise ToolDefinitionError(f"tool {name!r}: 'properties' must map names to schemas")
+        if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
+            raise ToolDefinitionError(f"tool {name!r}: 'required' must be a list of names")
+        schema = {**parameters, "type": "object", "properties": properties, "required": required}
+        return cls(
+            name=name,
+            description=(description or "").strip(),
+            parameters=schema,
+            fn=fn,
+            read_only=bool(read_only),
+            timeout=float(timeout) if timeout is not None else None,
+            is_async=inspect.iscoroutinefunction(fn),
         )
 
     @classmethod

@@ -28,8 +28,8 @@ def factory_for(widget: Widget) -> Factory | None:
 
 class Transcript(VerticalScroll):
     WINDOW = 60  # blocks mounted at most, give or take a chunk
-    CHUNK = 20  # blocks brought back per edge reached
-    EDGE = 2  # lines from the top/bottom that count as "at the edge"
+    CHUNK = 10  # blocks brought back at a time (each chunk costs one short pause to lay out)
+    EDGE = 2  # lines from the top/bottom that count as "at the edge", plus one screen: see edge
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -78,10 +78,12 @@ class Transcript(VerticalScroll):
         super().watch_scroll_y(old_value, new_value)
         if self._busy:
             return
-        if new_value <= self.EDGE and self.older:
+        # Blocks are built a screen before the edge is reached, so paging never shows a gap.
+        edge = self.EDGE + self.size.height
+        if new_value <= edge and self.older:
             self._busy = True
             self.call_later(self._load_older)
-        elif new_value >= self.max_scroll_y - self.EDGE and self.newer:
+        elif new_value >= self.max_scroll_y - edge and self.newer:
             self._busy = True
             self.call_later(self._load_newer)
 
