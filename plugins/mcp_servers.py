@@ -40,6 +40,11 @@ def shutdown() -> None:
         bridge.close()
 
 
+@hookimpl
+def plugin_unloading():
+    shutdown()  # reloaded, disabled or exiting: the servers go with the plugin
+
+
 def _caller(bridge: McpBridge, server: str, name: str):
     def call(**arguments):
         return bridge.call(server, name, arguments)

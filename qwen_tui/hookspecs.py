@@ -73,3 +73,14 @@ def approve_tool_call(call: Any, tool: "Tool") -> Optional[Literal["allow", "den
 def tool_call_finished(call: Any, result: "ToolResult") -> None:
     """Called after every tool call the agent ran (or refused): ``result.ok``, ``.content``,
     ``.error``, ``.elapsed_ms``, ``.truncated``. For logging, metrics, notifications."""
+
+
+@hookspec
+def plugin_unloading() -> None:
+    """Release what this plugin holds (child processes, threads, open files, sockets).
+
+    Called once for a plugin that goes away: before a hot reload replaces it (the new version
+    is already loaded and registered its own tools), when its file is deleted, when it is
+    disabled after an error, and when qwen-tui exits. An exception here is logged and ignored.
+    """
+

@@ -219,11 +219,29 @@ class PluginHost:
         message = "; ".join(line.strip() for line in message.splitlines() if line.strip())  # one line
         log.info("plugin %s disabled: %s", info.name, message)
         with self._lock:
+            was_active = info.active
             info.error, info.active = message, False
             if info.module is not None and self.pm.is_registered(info.module):
                 self.pm.unregister(info.module)
             self.generation += 1
+        if was_active:
+            self._unloading(info)
         return info
+
+    def _unloading(self, info: PluginInfo) -> None:
+        """Call the plugin's own `plugin_unloading` (it may already be unregistered)."""
+        module = info.module
+        if module is None or self.pm.parse_hookimpl_opts(module, "plugin_unloading") is None:
+            return
+        try:
+            module.plugin_unloading()
+        except BaseException as exc:  # noqa: BLE001 - a plugin's cleanup never stops ours
+            log.warning("plugin %s: plugin_unloading raised %s", info.name, _describe_error(exc, info.path))
+
+    def close(self) -> None:
+        """qwen-tui is exiting: every active plugin releases what it holds."""
+        for info in self.active_plugins():
+            self._unloading(info)
 
     def _unknown_hooks(self, module: Any) -> str | None:
         """A message naming the hook implementations that match no hook spec (typos), or None."""
@@ -320,8 +338,11 @@ class PluginHost:
                 if old.module is not None and self.pm.is_registered(old.module):
                     self.pm.unregister(old.module)
                 self.plugins.remove(old)
+                was_active = old.active
                 old.active, old.removed, old.tools = False, True, []
                 self.generation += 1
+            if was_active:
+                self._unloading(old)
             return old
         if old is None or not old.active:
             if old is not None:
@@ -343,6 +364,7 @@ class PluginHost:
                 return self._keep_old(old, new.error or "failed")
             self.plugins[self.plugins.index(old)] = new
             sys.modules.pop(getattr(old.module, "__name__", ""), None)
+        self._unloading(old)
         return new
 
     def _keep_old(self, old: PluginInfo, message: str) -> PluginInfo:

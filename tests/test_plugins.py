@@ -92,12 +92,15 @@ def test_discovers_every_source(tmp_path, user_dir, monkeypatch):
     host = PluginHost(plugin_paths=[extra], disabled=())  # the real builtin folder and entry points
     host.load_all()
     sources = {p.name: p.source for p in host.plugins}
-    assert sources == {"clock": "builtin", "hello": "entry point", "salut": "user", "hola": "path"}
+    builtin = {p.stem for p in (ROOT / "plugins").glob("*.py")}
+    assert {"clock", "files", "shell"} <= builtin
+    assert sources == {**dict.fromkeys(builtin, "builtin"), "hello": "entry point", "salut": "user", "hola": "path"}
     assert all(p.error is None and p.active for p in host.plugins)
     assert host.find(name="hello").origin == f"qwen-tui-hello-{suffix} 0.1"
     assert host.find(name="clock").path == ROOT / "plugins" / "clock.py"
     registry = ToolRegistry(host)
-    assert registry.names() == ["current_time", "hello", "salut", "hola"]
+    assert registry.names()[-3:] == ["hello", "salut", "hola"]  # after the built-in tools
+    assert registry.names()[0] == "current_time"
     assert call(registry, "hola", name="Ada") == "Hola, Ada"
     assert call(registry, "salut", name="Ada") == "Salut, Ada"
     assert call(registry, "hello", name="Ada") == "Hello, Ada"
@@ -109,7 +112,7 @@ def test_plugins_disabled_in_config(tmp_path, home):
     (paths.config_dir() / "config.toml").write_text('[plugins]\ndisabled = ["clock"]\n')
     host = PluginHost(entry_points=False, user_dir=tmp_path / "none")
     host.load_all()
-    [clock] = host.plugins
+    clock = host.find(name="clock")
     assert clock.disabled and not clock.active and clock.tools == []
     assert "current_time" not in ToolRegistry(host)
 
@@ -303,7 +306,8 @@ def test_hot_reload_edit_broken_edit_add_delete(tmp_path, user_dir):
 def test_every_hook_is_documented_and_tested():
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     names = [n for n in dir(hookspecs) if pm.parse_hookspec_opts(hookspecs, n) is not None]
-    assert sorted(names) == sorted(["register_tools", "register_commands", "extra_system_prompt", "approve_tool_call", "tool_call_finished"])
+    assert sorted(names) == sorted(["register_tools", "register_commands", "extra_system_prompt", "approve_tool_call", "tool_call_finished",
+                                   "plugin_unloading"])
     docs = (ROOT / "docs" / "plugins.md").read_text()
     tests = "\n".join(p.read_text() for p in [*(ROOT / "tests" / "tools").glob("test_*.py"), Path(__file__)])
     for name in names:
@@ -384,3 +388,42 @@ def test_a_plugin_broken_at_start_loads_once_fixed_and_names_are_unique(tmp_path
         assert wait_for(lambda: "late_tool" in registry, 1.0)
     info = host.find(name="late")
     assert info.active and info.error is None and call(registry, "late_tool", name="x") == "Finally, x"
+
+
+def test_a_plugin_releases_what_it_holds_when_reloaded_removed_disabled_or_at_exit(tmp_path):
+    log = tmp_path / "unloaded.log"
+    source = textwrap.dedent(f'''
+        from qwen_tui import hookimpl
+        VERSION = "{{version}}"
+
+        def hello() -> str:
+            """Say hello."""
+            return VERSION
+
+        @hookimpl
+        def register_tools(register):
+            register(hello)
+
+        @hookimpl
+        def plugin_unloading():
+            with open({str(log)!r}, "a") as f:
+                f.write(VERSION + "\\n")
+            if VERSION == "3":
+                raise RuntimeError("cleanup failed")
+    ''')
+    plugin = tmp_path / "holder.py"
+    plugin.write_text(source.replace("{version}", "1"))
+    host = host_for(tmp_path, plugin_paths=[plugin])
+    registry = ToolRegistry(host)
+    assert call(registry, "hello") == "1" and not log.exists()
+    plugin.write_text(source.replace("{version}", "2"))
+    host.reload_path(plugin, source="path")
+    assert call(registry, "hello") == "2"
+    assert log.read_text().split() == ["1"]  # the old version released, after the new one took over
+    plugin.unlink()
+    host.reload_path(plugin, source="path")
+    assert log.read_text().split() == ["1", "2"]
+    plugin.write_text(source.replace("{version}", "3"))
+    host.reload_path(plugin, source="path")
+    host.close()  # exiting: its cleanup raises, which is logged, never raised
+    assert log.read_text().split() == ["1", "2", "3"]
