@@ -83,6 +83,26 @@ async def test_reasoning_streams_then_collapses_and_expands():
         assert app.conversation.messages[-1].reasoning.startswith("First I consider")
 
 
+async def test_long_reasoning_shows_its_newest_lines_while_streaming_and_all_of_it_when_expanded():
+    steps = " ".join(f"step{i}" for i in range(600))
+    engine = FakeEngine(["Done."], reasoning=steps + " conclusion.", tokens_per_s=150)
+    app = QwenApp(lambda: engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.engine is not None)
+        await type_and_send(pilot, "q")
+        await wait_for(pilot, lambda: app.query(ReasoningBlock) and "step300 " in app.query_one(ReasoningBlock).text)
+        block = app.query_one(ReasoningBlock)
+        assert not block.finished
+        await pilot.pause(0.2)  # the next repaint
+        shown = str(block.render())
+        assert shown.startswith("…") and "step0 " not in shown  # the newest lines, not the first
+        assert block.size.height <= 12
+        await wait_for(pilot, lambda: idle(app))
+        await pilot.press("ctrl+r")
+        shown = str(block.render())
+        assert "step0 " in shown and "conclusion." in shown
+
+
 async def test_thinking_toggle_applies_to_the_next_turn():
     engine = FakeEngine(["a", "b", "c"])
     app = QwenApp(lambda: engine)

@@ -58,7 +58,10 @@ class ReasoningBlock(Static, can_focus=True):
     def append(self, text: str) -> None:
         self.text += text
         if self.expanded:
-            self.update(Text(self.text.strip(), style="italic"))
+            # Only the newest lines while it streams: they are the ones worth seeing, and
+            # re-wrapping all of a few-thousand-token reasoning on every repaint would cost more
+            # with each token. The whole text is there once it is expanded after the answer.
+            self.update(Text(streaming_tail(self.text.strip(), max(20, self.size.width or 80)), style="italic"))
 
     def finish(self) -> None:
         self.finished = True
@@ -79,6 +82,24 @@ class ReasoningBlock(Static, can_focus=True):
             words = len(self.text.split())
             self.update(Text(f"▸ reasoning ({words} words) — Enter to expand", style="italic"))
         self.set_class(not self.expanded, "collapsed")
+
+
+def streaming_tail(text: str, width: int, lines: int = 10) -> str:
+    """The end of `text` that fits in about `lines` rows of `width` columns ("…" when cut)."""
+    rows = 0
+    kept: list[str] = []
+    for line in reversed(text.splitlines()):
+        rows += max(1, -(-len(line) // width))
+        if rows > lines:
+            room = max(0, len(line) - (rows - lines) * width)
+            if room:
+                kept.append(line[len(line) - room:])
+            if not kept:
+                return "…" + text[-width * lines:]
+            kept[-1] = "…" + kept[-1]
+            return "\n".join(reversed(kept))
+        kept.append(line)
+    return text
 
 
 class AssistantMessage(Vertical):
