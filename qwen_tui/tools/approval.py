@@ -9,9 +9,11 @@ Order of the checks (the first that answers wins):
 1. the plugins' ``approve_tool_call(call, tool)`` hook (so a plugin's "deny" beats --yolo);
 2. ``yolo`` allows everything;
 3. a tool named in ``allow`` (``--allow NAME``) is allowed;
-4. the tool's own ``needs_approval(arguments, workspace) -> bool``, when it has one: ``False``
-   allows, ``True`` asks *every time* (remembered rules do not cover it), and so does an
-   exception in it. Use it for e.g. a read-only tool given a path outside the workspace;
+4. the tool's own ``needs_approval(arguments, workspace) -> bool | str``, when it has one:
+   ``False`` (or ``None``, ``""``) allows, ``True`` asks *every time* (remembered rules do not
+   cover it), and so does a string, which is the reason shown to the user, and an exception in
+   it. Use it for e.g. a read-only tool given a path outside the workspace, or `run_command`
+   (allowed only when a workspace command rule matches, see ``command_rules()``);
 5. a ``read_only`` tool is allowed;
 6. a rule remembered "for this session" (memory only) or "always for this project" (in
    ``paths.config_dir()/approvals.json``, keyed by the workspace's resolved real path, so it
@@ -20,6 +22,10 @@ Order of the checks (the first that answers wins):
    reason that says how to allow it (``--allow NAME`` or ``--yolo``).
 
 "Allow once" is the UI simply running the call without remembering anything.
+
+Command rules (``allow_command("git status")``, ``command_rules()``, ``forget_command``) are
+exact command prefixes stored per workspace next to the tool rules, for `run_command`'s check
+(`qwen_tui.tools.command_rules` says which commands can match one).
 """
 
 from __future__ import annotations
@@ -92,8 +98,9 @@ class ApprovalPolicy:
         check = getattr(tool, "needs_approval", None)
         if callable(check):
             try:
-                needed = bool(check(arguments, self.workspace))
-                why = f"{name} asks for approval for these arguments"
+                answer = check(arguments, self.workspace)
+                needed = bool(answer)
+                why = answer if isinstance(answer, str) and answer else f"{name} asks for approval for these arguments"
             except Exception as exc:  # noqa: BLE001 - a broken check asks, never silently allows
                 needed, why = True, f"{name}'s approval check failed ({type(exc).__name__}: {exc})"
             if not needed:
@@ -130,6 +137,33 @@ class ApprovalPolicy:
         allowed = entry.get("allow", []) if isinstance(entry, dict) else []
         return {n for n in allowed if isinstance(n, str)}
 
+    def command_rules(self) -> list[str]:
+        """The command prefixes `run_command` may run without asking in this workspace."""
+        entry = self._read_store().get(str(self.workspace), {})
+        rules = entry.get("commands", []) if isinstance(entry, dict) else []
+        return [r for r in rules if isinstance(r, str)]
+
+    def allow_command(self, prefix: str) -> str:
+        """Allow commands starting with these exact words in this workspace (saved); returns the
+        rule as stored. ValueError for a prefix that could never be safe (``;``, ``bash``, ...)."""
+        from qwen_tui.tools.command_rules import normalise_rule
+
+        rule = normalise_rule(prefix)
+        self._update(lambda rules: rules | {rule}, key="commands")
+        return rule
+
+    def forget_command(self, prefix: str) -> bool:
+        """Remove a command rule (given as stored or with other spacing); True if there was one."""
+        from qwen_tui.tools.command_rules import normalise_rule
+
+        try:
+            rule = normalise_rule(prefix)
+        except ValueError:
+            rule = prefix
+        had = rule in self.command_rules() or prefix in self.command_rules()
+        self._update(lambda rules: rules - {rule, prefix}, key="commands")
+        return had
+
     def remember(self, tool_name: str, scope: Scope) -> None:
         """Record the user's "yes": once (nothing kept), session (memory), project (on disk)."""
         if scope == "once":
@@ -146,14 +180,14 @@ class ApprovalPolicy:
         self.session.discard(tool_name)
         self._update(lambda names: names - {tool_name})
 
-    def _update(self, change) -> None:
+    def _update(self, change, key: str = "allow") -> None:
         with self._lock:
             data = self._read_store()
-            key = str(self.workspace)
-            entry = data.get(key) if isinstance(data.get(key), dict) else {}
-            names = {n for n in entry.get("allow", []) if isinstance(n, str)}
-            entry["allow"] = sorted(change(names))
-            data[key] = entry
+            workspace = str(self.workspace)
+            entry = data.get(workspace) if isinstance(data.get(workspace), dict) else {}
+            names = {n for n in entry.get(key, []) if isinstance(n, str)}
+            entry[key] = sorted(change(names))
+            data[workspace] = entry
             path = self._path()
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".approvals.", suffix=".tmp")
