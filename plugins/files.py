@@ -18,8 +18,7 @@ from pathlib import Path
 
 from qwen_tui import hookimpl, tool
 from qwen_tui.tools import ToolContext
-from qwen_tui.tools.gitignore import glob_regex
-from qwen_tui.tools.workspace import PathRefused, Workspace, walk_files
+from qwen_tui.tools.workspace import PathRefused, Workspace, glob_matcher, walk_files
 
 DEFAULTS = {"max_read_chars": 16_000, "max_results": 200, "max_search_file_bytes": 5_000_000}
 MAX_LINE_CHARS = 2_000
@@ -229,14 +228,14 @@ def glob(pattern: str, path: str = ".", include_ignored: bool = False, outside_w
     ws, settings, problems, real = _resolve(ctx or ToolContext(), path, outside_workspace)
     if not real.is_dir():
         raise NotADirectoryError(f"{ws.display(real)} is not a folder")
-    regex, found, total, stopped = glob_regex(pattern), [], 0, ""
+    regex, found, total, stopped = glob_matcher(pattern), [], 0, ""
     walk_ws = _walk_root(ws, real, outside_workspace)
     deadline = time.monotonic() + SEARCH_SECONDS
     for entry in walk_files(walk_ws, real, gitignore=not include_ignored, include_dirs=True):
         if time.monotonic() > deadline:
             stopped = f"\n[stopped after {SEARCH_SECONDS:g} s; use a narrower path or pattern]"
             break
-        if regex.match(entry.path.relative_to(real).as_posix()):
+        if regex(entry.path.relative_to(real).as_posix()):
             total += 1
             if len(found) < settings["max_results"]:
                 found.append(entry.shown + ("/" if entry.is_dir else ""))
@@ -267,10 +266,10 @@ def search(pattern: str, path: str = ".", glob: str | None = None, ignore_case: 
     if glob is not None:
         _check_pattern(glob)
     ws, settings, problems, real = _resolve(ctx or ToolContext(), path, outside_workspace)
-    name_filter = glob_regex(glob) if glob else None
+    name_filter = glob_matcher(glob) if glob else None
     if real.is_dir():
         entries = walk_files(_walk_root(ws, real, outside_workspace), real, gitignore=not include_ignored)
-        files = ((e.real, e.shown) for e in entries if not name_filter or name_filter.match(e.path.relative_to(real).as_posix()))
+        files = ((e.real, e.shown) for e in entries if not name_filter or name_filter(e.path.relative_to(real).as_posix()))
     else:
         files = iter([(real, ws.display(real))])
     hits: list[str] = []

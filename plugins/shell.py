@@ -3,7 +3,7 @@
 Each call asks the user unless a workspace command rule allows that exact command prefix
 (``/allow-command git status`` in the app; chained or obfuscated commands never match one).
 The command runs as its own process group with stdin empty, a timeout that stops the whole
-group, capped output and an environment without secrets (see `qwen_tui.tools.process`).
+group (so does the user's Esc, through `ctx.cancelled`), capped output and an environment without secrets (see `qwen_tui.tools.process`).
 Written exactly as a user's plugin would be.
 """
 
@@ -86,11 +86,14 @@ def run_command(command: str, timeout: float | None = None, ctx: ToolContext = N
     env, _removed = scrub_env(os.environ, conf["scrub_env"], conf["keep_env"])
     env.update(PAGER="cat", GIT_PAGER="cat", GIT_TERMINAL_PROMPT="0")
     result = run_process([conf["shell"], "-c", command], cwd=ctx.workspace, timeout=limit,
-                         max_output_bytes=int(conf["max_output_bytes"]), env=env, grace=GRACE_S)
+                         max_output_bytes=int(conf["max_output_bytes"]), env=env, grace=GRACE_S, cancel=ctx.cancelled)
     output = result.output if result.total_bytes else "(no output)\n"
     if not output.endswith("\n"):
         output += "\n"
-    if result.timed_out:
+    if result.cancelled:
+        how = "SIGTERM, then SIGKILL" if result.killed_after_term else "SIGTERM"
+        status = f"[stopped after {result.duration_s:.1f} s: the user cancelled; the command and everything it started were stopped ({how})]"
+    elif result.timed_out:
         how = "SIGTERM, then SIGKILL" if result.killed_after_term else "SIGTERM"
         status = f"[timed out after {limit:g} s: the command and everything it started were stopped ({how})]"
     elif result.exit_code is None:

@@ -4,6 +4,7 @@
     matching_rule("git status; rm -rf ~", ["git status"]) -> None      # chained: never matches
     simple_words("ls -la src") -> (["ls", "-la", "src"], "")  /  (None, "why it is not simple")
     normalise_rule(" git  status ") -> "git status"                     # ValueError for a bad rule
+    suggested_rule("git status --short") -> "git status"               # what the approval dialog offers
 
 A rule is a list of words; a command matches when it is a *simple* command whose first words are
 exactly the rule's words (``git status`` matches ``git status -s`` but not ``git statusx`` nor
@@ -29,7 +30,7 @@ import shlex
 from pathlib import Path
 from typing import Iterable
 
-__all__ = ["simple_words", "normalise_rule", "matching_rule", "rules_for", "FORBIDDEN", "WRAPPERS"]
+__all__ = ["simple_words", "normalise_rule", "matching_rule", "suggested_rule", "rules_for", "FORBIDDEN", "WRAPPERS"]
 
 FORBIDDEN = {
     ";": "a ';'", "&": "a '&' (chaining or background)", "|": "a pipe '|'", "`": "a backtick",
@@ -76,6 +77,21 @@ def normalise_rule(prefix: str) -> str:
     if words is None:
         raise ValueError(f"{prefix!r} cannot be a command rule: {why}")
     return shlex.join(words)
+
+
+def suggested_rule(command: object) -> str | None:
+    """The rule the approval dialog may offer for `command`: its program and first argument
+    ("git status" for "git status --short", "ls" for "ls"), or None when the command is not simple
+    (chained, substituted, a wrapper like ``bash -c``: no rule could ever match it)."""
+    if not isinstance(command, str):
+        return None
+    words, _ = simple_words(command)
+    if words is None:
+        return None
+    try:
+        return normalise_rule(shlex.join(words[:2]))
+    except ValueError:
+        return None
 
 
 def matching_rule(command: str, rules: Iterable[str]) -> str | None:

@@ -11,6 +11,9 @@
   (2 s) gets SIGKILL. When the command itself exits, members of its group still running
   (background children: `sleep 100 &`) get SIGTERM, then SIGKILL after a short grace.
   A child that starts its *own* session (`setsid`) escapes the group and is not followed.
+- `cancel` (a `threading.Event`, e.g. the tool's `ctx.cancelled`, set when the user presses Esc):
+  once set, the whole group gets SIGTERM at once and SIGKILL `cancel_grace` (0.5 s) later; it is
+  checked every 0.1 s. The result says `cancelled`.
 - Groups still running when qwen-tui exits normally (a command in flight) are SIGKILLed at exit
   (`atexit`); `kill_all()` does the same on demand (e.g. when the user cancels).
 - Output memory is bounded whatever the command prints: the first and last bytes are kept
@@ -40,6 +43,7 @@ SECRET_PATTERNS = (
     "*PASSWORD*", "*PASSWD*", "*CREDENTIAL*", "HF_TOKEN",
 )
 CHUNK = 256 * 1024
+CANCEL_POLL_S = 0.1  # how often a running command looks at its `cancel` event
 _live: set[int] = set()  # process groups started here and not yet cleaned up
 _live_lock = threading.Lock()
 
@@ -116,6 +120,7 @@ class ProcessResult:
     signal: str | None = None  # the signal that ended it ("SIGKILL"), if one did
     killed_after_term: bool = False  # still alive `grace` s after SIGTERM: SIGKILLed
     leftovers: int = 0  # background processes of its group still running when it exited (killed)
+    cancelled: bool = False  # stopped because `cancel` was set
 
 
 def group_members(pgid: int) -> list[int]:
@@ -226,6 +231,8 @@ def run_process(
     env: Mapping[str, str] | None = None,
     grace: float = 2.0,
     leftover_grace: float = 0.5,
+    cancel: threading.Event | None = None,
+    cancel_grace: float = 0.5,
 ) -> ProcessResult:
     """Run `argv` to completion or `timeout` (see the module docstring); never leaves its process group behind."""
     capture = HeadTail(max_output_bytes)
@@ -238,16 +245,19 @@ def run_process(
     with _live_lock:
         _live.add(pgid)
     reader = _Reader(proc, capture)
-    timed_out = killed_after_term = False
+    timed_out = killed_after_term = cancelled = False
     leftovers = 0
     try:
         deadline = start + timeout
         while not _exited(proc.pid) and time.monotonic() < deadline:
-            reader.pump(deadline - time.monotonic())
+            if cancel is not None and cancel.is_set():
+                cancelled = True
+                break
+            reader.pump(min(deadline - time.monotonic(), CANCEL_POLL_S) if cancel is not None else deadline - time.monotonic())
         if not _exited(proc.pid):
-            timed_out = True
+            timed_out = not cancelled
             _signal_group(pgid, signal.SIGTERM)
-            kill_at = time.monotonic() + grace
+            kill_at = time.monotonic() + (cancel_grace if cancelled else grace)
             while not _exited(proc.pid) and time.monotonic() < kill_at:
                 reader.pump(kill_at - time.monotonic())
             killed_after_term = not _exited(proc.pid)
@@ -280,5 +290,5 @@ def run_process(
     return ProcessResult(
         exit_code=code if code is not None and code >= 0 else None, output=capture.text(), total_bytes=capture.total,
         elided_bytes=capture.elided, timed_out=timed_out, duration_s=time.monotonic() - start, pid=proc.pid,
-        signal=sig, killed_after_term=killed_after_term, leftovers=leftovers,
+        signal=sig, killed_after_term=killed_after_term, leftovers=leftovers, cancelled=cancelled,
     )

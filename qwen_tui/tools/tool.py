@@ -26,6 +26,7 @@ import enum
 import inspect
 import pathlib
 import re
+import threading
 import types
 import typing
 from dataclasses import dataclass, field
@@ -47,6 +48,9 @@ class ToolContext:
     model: str | None = None
     extra: dict = field(default_factory=dict)
     model_has_vision: bool = False  # the loaded model can see images (an mmproj is configured)
+    # Set when the user cancels (Esc) while the tool runs: a long-running tool should watch it
+    # (`ctx.cancelled.wait(0.1)` / `.is_set()`) and stop promptly; the agent sets it.
+    cancelled: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
 
 
 def tool(

@@ -19,11 +19,11 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import Callable, Iterator, NamedTuple
 
-from qwen_tui.tools.gitignore import IgnoreStack
+from pathspec import GitIgnoreSpec
 
-__all__ = ["PathRefused", "Workspace", "WalkEntry", "walk_files"]
+__all__ = ["PathRefused", "Workspace", "WalkEntry", "walk_files", "IgnoreStack", "glob_matcher"]
 
 
 class PathRefused(ValueError):
@@ -169,6 +169,61 @@ class Workspace:
             raise
 
 
+class IgnoreStack:
+    """The .gitignore files that apply in one folder, from the top down, each matched (by `pathspec`,
+    with git's semantics) against paths relative to its own folder; the last matching rule wins and
+    deeper files win, as in git."""
+
+    def __init__(self, levels: tuple[tuple[Path, GitIgnoreSpec], ...] = ()) -> None:
+        self.levels = levels
+
+    def entered(self, folder: Path) -> "IgnoreStack":
+        """This stack plus folder/.gitignore when it has one (a regular file of sane size only:
+        never block on a FIFO named .gitignore)."""
+        path = folder / ".gitignore"
+        try:
+            info = path.stat()
+            if not stat.S_ISREG(info.st_mode) or info.st_size > 1_000_000:
+                return self
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return self
+        spec = GitIgnoreSpec.from_lines(text.splitlines())
+        if not any(p.include is not None for p in spec.patterns):  # only comments and blank lines
+            return self
+        return IgnoreStack(self.levels + ((folder, spec),))
+
+    def ignored(self, path: Path, is_dir: bool) -> bool:
+        verdict = False
+        for folder, spec in self.levels:
+            try:
+                rel = path.relative_to(folder).as_posix()
+            except ValueError:
+                continue
+            if rel == ".":
+                continue
+            include = spec.check_file(rel + "/" if is_dir else rel).include
+            if include is not None:
+                verdict = include
+        return verdict
+
+
+def glob_matcher(pattern: str) -> Callable[[str], bool]:
+    """A test for "/"-separated paths relative to a folder: `*` and `?` stay within a folder and
+    `**/` spans folders, so "*.py" matches only at the top and "**/*.py" at any depth. The pattern is
+    compiled by `pathspec` as an anchored gitignore pattern; a path that gitignore would match only
+    because a folder above it matches ("src" for "src/app.py") is not a glob match."""
+    [compiled] = GitIgnoreSpec.from_lines(["/" + pattern.strip("/")]).patterns
+    regex = compiled.regex
+    if regex is None:
+        return lambda rel: False
+
+    def matches(rel: str) -> bool:
+        found = regex.match(rel)
+        return found is not None and not ("ps_d" in regex.groupindex and found.group("ps_d"))
+    return matches
+
+
 class WalkEntry(NamedTuple):
     path: Path  # as found under `start` (relative_to(start) always works)
     real: Path  # the file to open (the target, for a symlink)
@@ -180,7 +235,8 @@ def walk_files(ws: Workspace, start: Path, *, gitignore: bool = True, include_di
     """Yield a `WalkEntry` for each file (and folder, with `include_dirs`) under the resolved folder `start`, in
     sorted order: ``.git`` folders skipped, ``.gitignore`` rules (from the root of `start`'s workspace
     root down) applied when `gitignore`, symlinked folders not followed, symlinked files whose
-    target leaves the roots skipped."""
+    target leaves the roots skipped. A `start` that the .gitignore files above it ignore was named on
+    purpose: it is walked, with only the .gitignore files from `start` down."""
     root = next((r for r in ws.roots if start == r or start.is_relative_to(r)), None)
     ignores = IgnoreStack()
     if gitignore and root is not None:
@@ -188,6 +244,8 @@ def walk_files(ws: Workspace, start: Path, *, gitignore: bool = True, include_di
         for part in start.relative_to(root).parts:  # the .gitignore files above `start`
             ignores = ignores.entered(folder)
             folder = folder / part
+        if ignores.ignored(start, True):
+            ignores = IgnoreStack()
     stack = [(start, ignores)]
     while stack:
         folder, rules = stack.pop()

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from qwen_tui.agent.parser import ToolCall
 from qwen_tui.tools import Tool
 from qwen_tui.tools.approval import ApprovalPolicy, approvals_path
-from qwen_tui.tools.command_rules import FORBIDDEN, matching_rule, normalise_rule, rules_for, simple_words
+from qwen_tui.tools.command_rules import FORBIDDEN, matching_rule, normalise_rule, rules_for, simple_words, suggested_rule
 
 RULES = ["git status", "ls", "pytest -q", "echo"]
 
@@ -157,3 +157,22 @@ def test_rules_are_stored_per_workspace_and_drive_the_approval(tmp_path):
     assert decide(b, "git status").verdict == "deny"  # never leaks to another workspace
     assert policy.forget_command("git status") and not policy.forget_command("git status")
     assert decide(a, "git status").verdict == "deny"
+
+
+@pytest.mark.parametrize("command, offered", [
+    ("git status --short", "git status"), ("ls", "ls"), ("git  log  -5", "git log"), ("pytest -q tests", "pytest -q"),
+    ('cat "my file.txt" x', "cat 'my file.txt'"),
+    ("git status; rm -rf ~", None), ("echo hi && rm x", None), ("ls | sh", None), ("echo $(id)", None),
+    ("echo `id`", None), ("bash -c ls", None), ("X=1 ls", None), ("sudo ls", None), ("", None), (None, None),
+])
+def test_the_rule_the_dialog_offers(command, offered):
+    assert suggested_rule(command) == offered
+    if offered is not None:  # the offered rule allows the command it was offered for
+        assert matching_rule(command, [offered]) == offered
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=" ;&|$`()<>#\\\n'\"abcxyz-=", max_size=30))
+def test_an_offered_rule_never_covers_a_command_that_is_not_simple(command):
+    offered = suggested_rule(command)
+    assert offered is None or (simple_words(command)[0] is not None and matching_rule(command, [offered]) == offered)

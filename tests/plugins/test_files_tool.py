@@ -13,9 +13,9 @@ from qwen_tui.agent.parser import ToolCall, parse_reply
 from qwen_tui.plugins import PluginHost
 from qwen_tui.tools import ToolContext
 from qwen_tui.tools.approval import ApprovalPolicy
-from qwen_tui.tools.gitignore import glob_regex, parse_gitignore
 from qwen_tui.tools.registry import ToolRegistry
 from qwen_tui.tools.runner import execute_call, run_tool
+from qwen_tui.tools.workspace import IgnoreStack, glob_matcher
 
 
 @pytest.fixture(autouse=True)
@@ -178,13 +178,10 @@ def test_search_caps_its_results(registry, ws):
     assert out[:5] == [f"many.txt:{i}: hit" for i in range(1, 6)] and out[5] == "[stopped at 5 matches; narrow the pattern, path or glob]"
 
 
-def test_gitignore_rules_follow_git():
+def test_gitignore_rules_follow_git(tmp_path):
     def ignored(text, path, is_dir=False):
-        verdict = False
-        for rule in parse_gitignore(text):
-            if (not rule.dir_only or is_dir) and rule.regex.match(path):
-                verdict = not rule.negate
-        return verdict
+        (tmp_path / ".gitignore").write_text(text)
+        return IgnoreStack().entered(tmp_path).ignored(tmp_path / path, is_dir)
 
     assert ignored("*.log", "a/b/c.log") and not ignored("*.log", "a.logx")
     assert ignored("/top.txt", "top.txt") and not ignored("/top.txt", "sub/top.txt")
@@ -196,7 +193,26 @@ def test_gitignore_rules_follow_git():
     assert ignored("f[0-9].txt", "f3.txt") and not ignored("f[!0-9].txt", "f3.txt") and ignored("f?.txt", "fa.txt")
     assert not ignored("*.log\n!keep.log", "keep.log") and ignored("\\#x", "#x") and not ignored("# comment", "# comment")
     assert ignored("trailing   ", "trailing") and ignored("\\!bang", "!bang")
-    assert glob_regex("**/*.py").match("a/b.py") and glob_regex("**/*.py").match("b.py") and not glob_regex("*.py").match("a/b.py")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / ".gitignore").write_text("/only-here.txt\n!*.log\n")  # relative to its own folder; deeper wins
+    stack = IgnoreStack().entered(tmp_path).entered(tmp_path / "sub")
+    assert stack.ignored(tmp_path / "sub" / "only-here.txt", False) and not stack.ignored(tmp_path / "only-here.txt", False)
+    assert ignored("*.log", "sub/x.log") and not stack.ignored(tmp_path / "sub" / "x.log", False)
+
+
+def test_glob_patterns_match_like_a_shell():
+    def match(pattern, path):
+        return glob_matcher(pattern)(path)
+
+    assert match("**/*.py", "a/b.py") and match("**/*.py", "b.py") and not match("*.py", "a/b.py")
+    assert match("src", "src") and not match("src", "src/app.py")  # a folder's contents are not the folder
+    assert match("abc/**", "abc/x/y") and not match("abc/**", "abc") and not match("a/**/b", "a/b/c")
+
+
+def test_an_ignored_folder_named_on_purpose_is_searched(registry, ws):
+    make_repo(ws)
+    assert call(registry, ws, "search", pattern="TODO", path="build") == "build/out.py:1: TODO in build output"
+    assert call(registry, ws, "glob", pattern="**/*.js", path="node_modules").splitlines() == ["node_modules/pkg/index.js"]
 
 
 def test_tools_reach_the_model_through_the_agent_path(registry, ws):

@@ -241,3 +241,55 @@ def test_commands_in_flight_are_killed_when_qwen_tui_exits(tmp_path):
     while group_members(pgid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert group_members(pgid) == []
+
+
+def test_cancelling_the_agent_stops_a_running_command_and_its_whole_group(host, ws, tmp_path):
+    import threading
+
+    from qwen_tui.agent.events import AgentFinished, ToolCallResult
+    from qwen_tui.agent.loop import Agent
+    from qwen_tui.testing.fake_engine import FakeEngine
+
+    marker = ws / "pgid"
+    command = f"echo $$ > {marker}; {IGNORE_TERM} & sleep 999"  # a child that ignores SIGTERM, too
+    reply = f"<tool_call>\n<function=run_command>\n<parameter=command>\n{command}\n</parameter>\n</function>\n</tool_call>"
+    agent = Agent(FakeEngine([reply, "never asked"]), ToolRegistry(host), ApprovalPolicy(ws, yolo=True, store_path=tmp_path / "a.json"),
+                  host, context=ToolContext(workspace=ws), tool_timeout=999)
+    box = {}
+    runner = threading.Thread(target=lambda: box.update(events=list(agent.run([{"role": "user", "content": "go"}]))), daemon=True)
+    runner.start()
+    deadline = time.monotonic() + 30
+    while not (marker.exists() and marker.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    pgid = int(marker.read_text())
+    time.sleep(0.3)  # the background child is running too
+    assert len(group_members(pgid)) >= 2
+    cancelled_at = time.monotonic()
+    agent.cancel()
+    while group_members(pgid) and time.monotonic() - cancelled_at < 5:
+        time.sleep(0.01)
+    gone_after = time.monotonic() - cancelled_at
+    assert group_members(pgid) == [] and gone_after < 1.5, gone_after  # SIGTERM at once, SIGKILL 0.5 s later
+    runner.join(5)
+    assert not runner.is_alive()
+    events = box["events"]
+    done = events[-1]
+    assert isinstance(done, AgentFinished) and done.reason == "cancelled"
+    [result] = [e.result for e in events if isinstance(e, ToolCallResult)]
+    assert "the user cancelled; the command and everything it started were stopped (SIGTERM" in result.for_model()
+    assert done.messages[-1]["role"] == "tool" and "the user cancelled" in done.messages[-1]["content"]
+
+
+def test_a_cancelled_command_ignoring_sigterm_is_killed_half_a_second_later(ws):
+    import threading
+
+    from qwen_tui.tools.process import run_process
+
+    cancel = threading.Event()
+    threading.Timer(0.5, cancel.set).start()
+    start = time.monotonic()
+    result = run_process(["bash", "-c", f"trap '' TERM; echo $$; {IGNORE_TERM}"], cwd=ws, timeout=999, cancel=cancel)
+    elapsed = time.monotonic() - start
+    assert result.cancelled and not result.timed_out and result.killed_after_term and result.signal == "SIGKILL"
+    assert 0.9 <= elapsed < 2.5  # cancel at 0.5 s, SIGKILL 0.5 s later
+    assert group_members(int(result.output.split()[0])) == []

@@ -1,5 +1,6 @@
 """Ask the user before a tool runs: allow once, for this session, always in this project, or deny
-(optionally with a reason that goes back to the model)."""
+(optionally with a reason that goes back to the model). For a simple shell command the dialog also
+offers "always allow commands starting with <rule> here" (key a), when given a `command_rule`."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from textual.widgets import Input, Static
 
 
 class ApprovalDialog(ModalScreen[tuple[str, str]]):
-    """Dismisses with (choice, reason): choice is "once", "session", "project" or "deny"."""
+    """Dismisses with (choice, reason): choice is "once", "session", "project", "command" (only when
+    a `command_rule` was given: allow this call and store the rule) or "deny"."""
 
     AUTO_FOCUS = None  # the keys answer; the reason field only takes focus after "deny"
 
@@ -22,14 +24,16 @@ class ApprovalDialog(ModalScreen[tuple[str, str]]):
         Binding("y,enter", "choose('once')", "Allow once", id="approval.once"),
         Binding("s", "choose('session')", "Allow for this session", id="approval.session"),
         Binding("p", "choose('project')", "Always in this project", id="approval.project"),
+        Binding("a", "choose('command')", "Always allow commands starting with this here", id="approval.command"),
         Binding("n,escape", "deny", "Deny", id="approval.deny"),
     ]
 
-    def __init__(self, tool_name: str, arguments: dict, why: str = "") -> None:
+    def __init__(self, tool_name: str, arguments: dict, why: str = "", command_rule: str | None = None) -> None:
         super().__init__()
         self.tool_name = tool_name
         self.arguments = arguments
         self.why = why
+        self.command_rule = command_rule  # e.g. "git status": offered as "always allow ... here"
         self._asking_reason = False
 
     def compose(self) -> ComposeResult:
@@ -41,9 +45,20 @@ class ApprovalDialog(ModalScreen[tuple[str, str]]):
             if self.why:
                 yield Static(Text(self.why, style="italic"))
             yield Static(Text(args), id="approval-args")
-            yield Static(Text("y/Enter once · s this session · p always in this project · n/Esc deny"), id="approval-keys")
+            keys = "y/Enter once · s this session · p always in this project · n/Esc deny"
+            if self.command_rule:
+                yield Static(Text.assemble("a always allow commands starting with ", (f"`{self.command_rule}`", "bold"),
+                                           " here (this folder)"), id="approval-rule")
+            yield Static(Text(keys), id="approval-keys")
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action == "choose" and parameters == ("command",) and not self.command_rule:
+            return False  # no rule to offer: the key does nothing and is not shown
+        return True
 
     def action_choose(self, choice: str) -> None:
+        if choice == "command" and not self.command_rule:
+            return
         if not self._asking_reason:
             self.dismiss((choice, ""))
 
