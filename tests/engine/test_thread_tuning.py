@@ -1,0 +1,198 @@
+"""Thread counts by measurement, fewer when other programs use the CPU (engine/thread_tuning.py)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from qwen_tui import paths
+from qwen_tui.engine import thread_tuning as tt
+from qwen_tui.engine.resources import usable_cpus
+
+TWO_CORES = tt.Measurement(decode={1: 10.0, 2: 25.0}, batch={1: 40.0, 2: 78.0})  # idle: 2 threads 2.5x faster
+
+
+def test_idle_machine_gets_the_fastest_measured_count():
+    choice = tt.decide(TWO_CORES, usable=2, others=0.0)
+    assert (choice.n_threads, choice.n_threads_batch) == (2, 2)
+    assert choice.reason == "measured fastest here, 2.5x one thread's speed"
+
+
+def test_a_busy_core_means_fewer_threads():
+    choice = tt.decide(TWO_CORES, usable=2, others=1.0)  # another process spins on one core
+    assert (choice.n_threads, choice.n_threads_batch) == (1, 1)
+    assert choice.reason.startswith("busy machine: other programs use 1.0 of 2 CPUs")
+    assert tt.decide(TWO_CORES, usable=2, others=0.2).n_threads == 2  # a little UI work is not a busy core
+    assert tt.decide(TWO_CORES, usable=2, others=1.9).n_threads == 1  # never fewer than one
+
+
+def test_fewer_threads_win_when_about_as_fast():
+    m = tt.Measurement(decode={1: 10, 2: 19, 4: 30, 6: 31, 8: 29}, batch={1: 20, 2: 39, 4: 75, 6: 110, 8: 140})
+    choice = tt.decide(m, usable=8, others=0.0)
+    assert choice.n_threads == 4  # 6 is only 3% faster: leave the cores to others
+    assert choice.n_threads_batch == 8  # prompt processing keeps scaling
+    busy = tt.decide(m, usable=8, others=3.5)  # 4.5 cores free -> at most 4
+    assert (busy.n_threads, busy.n_threads_batch) == (4, 4)
+
+
+def test_candidates_reach_the_core_count():
+    assert tt.candidates(1) == [1]
+    assert tt.candidates(2) == [1, 2]
+    assert tt.candidates(8) == [1, 2, 3, 4, 6, 8]
+    assert tt.candidates(10) == [1, 2, 3, 4, 6, 8, 10]
+
+
+class FakeCpu:
+    """/proc/stat as a test controls it: `others` cores busy besides us, per second."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+        self.busy = 0.0
+        self.others = 0.0
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+        self.busy += self.others * seconds
+
+    def load(self) -> tt.CpuLoad:
+        return tt.CpuLoad(read=lambda: (self.busy, 0.0), clock=lambda: self.t, sleep=self.advance)
+
+
+def test_cpu_load_counts_what_others_used_since_the_last_look():
+    cpu = FakeCpu()
+    load = cpu.load()
+    cpu.others = 1.0
+    cpu.advance(2.0)
+    assert load.others() == 1.0
+    cpu.others = 0.25
+    cpu.advance(4.0)
+    assert load.others() == 0.25
+    unknown = tt.CpuLoad(read=lambda: None)
+    assert unknown.others() is None  # no /proc: no adaptation
+
+
+def test_real_cpu_load_sees_a_spinning_process():
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(usable_cpus())]
+    try:
+        load = tt.CpuLoad()
+        others = load.others(min_window=0.6)
+    finally:
+        for p in spinners:
+            p.kill()
+            p.wait()
+    assert others is not None and others >= usable_cpus() - 0.7
+
+
+def test_measured_once_then_cached_and_adapted_per_generation(isolated_home):
+    cpu = FakeCpu()
+    measured: list[int] = []
+
+    def step(n: int) -> tuple[float, float]:
+        measured.append(n)
+        cpu.advance(0.5)
+        return TWO_CORES.decode[n], TWO_CORES.batch[n]
+
+    applied: list[tuple[int, int]] = []
+    key = tt.cache_key("model.gguf", 2, 2)
+    tuner = tt.tune(key, usable=2, cores=2, step=step, set_threads=lambda n, nb: applied.append((n, nb)),
+                    load=cpu.load())
+    assert measured == [1, 2] and tuner.measured_now
+    assert applied == [(2, 2)]
+    cached = json.loads((paths.cache_dir() / "threads.json").read_text())[key]
+    assert cached["decode"] == {"1": 10.0, "2": 25.0}
+
+    again = tt.tune(key, usable=2, cores=2, step=step, set_threads=lambda n, nb: None, load=cpu.load())
+    assert measured == [1, 2] and not again.measured_now  # from the cache
+
+    # Another program starts spinning: the next generation uses one thread, and two again after.
+    cpu.others = 1.0
+    cpu.advance(1.0)
+    assert tuner.before_generate().n_threads == 1  # a 0.1 s look right before generating
+    cpu.advance(1.0)
+    tuner.after_generate()  # the generation shared the CPU
+    cpu.others = 0.0
+    cpu.advance(2.0)
+    assert tuner.before_generate().n_threads == 1  # idle now, but the last generation was not
+    cpu.advance(1.0)
+    tuner.after_generate()
+    assert tuner.before_generate().n_threads == 2
+    assert applied == [(2, 2), (1, 1), (2, 2)]  # set only when the choice changes
+
+
+def test_load_between_generations_does_not_count(isolated_home):
+    """Another model's run between two of ours (as in a benchmark) is not a busy machine."""
+    cpu = FakeCpu()
+    tuner = tt.ThreadTuner(TWO_CORES, 2, lambda n, nb: None, cpu.load())
+    assert tuner.before_generate().n_threads == 2
+    cpu.advance(1.0)
+    tuner.after_generate()
+    cpu.others = 1.0
+    cpu.advance(5.0)  # something else ran while we waited
+    cpu.others = 0.0
+    assert tuner.before_generate().n_threads == 2
+
+
+def test_a_busy_machine_is_not_measured_until_idle(isolated_home):
+    cpu = FakeCpu()
+    calls: list[int] = []
+
+    def step(n: int) -> tuple[float, float]:
+        calls.append(n)
+        cpu.advance(0.5)
+        return TWO_CORES.decode[n], TWO_CORES.batch[n]
+
+    key = tt.cache_key("busy.gguf", 2, 2)
+    cpu.others = 1.0  # busy at load: measuring would time the other program
+    first = tt.tune(key, 2, 2, step, lambda n, nb: None, load=cpu.load(), fallback=(2, 2))
+    assert calls == [] and not first.measured_now
+    assert first.choice.n_threads == 1 and first.choice.reason.startswith("busy machine")
+    assert tt.load_cached(key) is None  # nothing cached: the next load tries again
+    cpu.others = 0.0
+    cpu.advance(1.0)
+    choice = first.before_generate()  # idle again: the core-count plan
+    assert (choice.n_threads, choice.reason) == (2, "not measured yet (busy at load), 2 by core count")
+    redone = tt.tune(key, 2, 2, step, lambda n, nb: None, load=cpu.load(), fallback=(2, 2))
+    assert redone.measured_now and calls == [1, 2]
+    assert redone.choice.n_threads == 2 and tt.load_cached(key).decode == TWO_CORES.decode
+
+
+def test_a_real_measurement_of_the_tiny_model(tiny_qwen35_path):
+    from qwen_tui.engine.llama_backend import LlamaRunner
+    from qwen_tui.engine.params import LoadParams, Sampling
+
+    runner = LlamaRunner(LoadParams(str(tiny_qwen35_path), 512, 1, 1, use_extra_bufts=False))
+    try:
+        def answer() -> str:
+            out: list[str] = []
+            runner.generate(runner.tokenize("<|im_start|>user\nhi<|im_end|>\n"), max_tokens=6,
+                            sampling=Sampling(temperature=0), emit_text=out.append, cancelled=lambda: False)
+            return "".join(out)
+
+        before = answer()
+        step = tt.decode_timer(runner._decode, runner._reset, runner.set_threads, runner.tokenize("Hello")[0])
+        m = tt.measure(step, tt.candidates(min(usable_cpus(), 2)), tt.CpuLoad())
+        assert 1 in m.decode and all(v > 0 for v in m.decode.values()) and all(v > 0 for v in m.batch.values())
+        runner.set_threads(1, 1)
+        assert answer() == before  # measuring left no trace in the model's memory
+    finally:
+        runner.close()
+
+
+def test_the_engine_reports_its_thread_choice(tiny_qwen35_path, isolated_home):
+    from qwen_tui.engine.local import LocalEngine
+    from qwen_tui.engine.params import Sampling
+
+    with LocalEngine(tiny_qwen35_path, n_ctx=512, tune_threads=True) as engine:
+        info = engine.load()
+        events = list(engine.generate(prompt="<|im_start|>user\nhi<|im_end|>\n", max_tokens=4,
+                                      sampling=Sampling(temperature=0)))
+        threads = engine.info.threads
+    assert 1 <= info.threads.n_threads <= usable_cpus()
+    # Idle at load: measured (and cached); busy: the core-count plan until an idle load measures.
+    assert info.threads.reason.startswith(("measured", "busy machine", "not measured yet"))
+    cached = json.loads((paths.cache_dir() / "threads.json").read_text()) if (paths.cache_dir() / "threads.json").exists() else {}
+    assert info.threads.reason.startswith("not measured") or any(str(tiny_qwen35_path) in k for k in cached) \
+        or info.threads.reason.startswith("busy machine")
+    assert f"{threads.n_threads}/{threads.n_threads_batch} threads" in engine.info.short_settings
+    assert events[-1].extra["n_threads"] == threads.n_threads
