@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from qwen_tui.engine.errors import EngineError
-from qwen_tui.engine.events import Finished, Notice, ReasoningDelta, TextDelta
+from qwen_tui.engine.events import Finished, Notice, ReasoningDelta, TextDelta, ToolCallRequest
 
 STDIN_LIMIT = 16 * 1024 * 1024  # bytes of piped input we read; the rest is cut with a marker
 
@@ -24,9 +24,14 @@ def resolve_model(args: argparse.Namespace, say=lambda msg: print(msg, file=sys.
         from qwen_tui.models.demo import ensure_demo_model
 
         return str(ensure_demo_model(say))
+    from qwen_tui.models.first_run import choose_model, fit_warning, is_interactive, resolve_name
+
     if args.model:
-        return args.model
-    raise EngineError("no model given: use --demo for the small embedded model, or --model PATH to a GGUF file")
+        path = resolve_name(args.model)  # a path, or a local model's name (qwen3.5:4b)
+    else:  # [models] default, the newest local model, or (first run) the offer to pull one
+        path = choose_model(say, interactive=args.prompt is None and is_interactive())
+    args.fit_warning = fit_warning(path, args.ctx, say)  # a model too big for the GPU: said before loading
+    return path
 
 
 def sampling_for(args: argparse.Namespace, thinking: bool | None):
@@ -56,6 +61,20 @@ def read_stdin() -> str:
     return text
 
 
+def _check_images(paths: list[str]) -> list[str]:
+    from qwen_tui.engine.images import IMAGE_SUFFIXES
+
+    checked = []
+    for path in paths:
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise EngineError(f"image not found: {path}")
+        if p.suffix.lower() not in IMAGE_SUFFIXES:
+            raise EngineError(f"{path} is not an image ({', '.join(IMAGE_SUFFIXES)})")
+        checked.append(str(p.resolve()))
+    return checked
+
+
 def build_prompt(args: argparse.Namespace, piped: str) -> str:
     return args.prompt if not piped else f"{args.prompt}\n\n{piped}"
 
@@ -67,21 +86,20 @@ def _emit_json(obj: dict) -> None:
 
 def run_headless(args: argparse.Namespace) -> int:
     from qwen_tui.conversation import Conversation
-    from qwen_tui.engine.local import LocalEngine
+    from qwen_tui.engine.factory import resolve_engine
     from qwen_tui.session_log import SessionLog
     from qwen_tui.store import StoreError
 
     try:
         piped = read_stdin()
         sampling = sampling_for(args, args.think)
-        model_path = resolve_model(args)
-        log, history = SessionLog.open(save=not args.no_save, model=str(model_path), kind="headless",
+        images = _check_images(getattr(args, "image", []))  # --image PATH: one-line error before loading
+        spec = resolve_engine(args)  # a local GGUF, or a server (--endpoint/--profile/[endpoint])
+        log, history = SessionLog.open(save=not args.no_save, model=spec.label, kind="headless",
                                        resume=args.resume, settings={"thinking": args.think})
-        engine = LocalEngine(
-            model_path, n_ctx=args.ctx, n_threads=args.threads, n_threads_batch=args.threads_batch,
-            n_gpu_layers=args.gpu_layers,
-        )
+        engine = spec.make()
         info = engine.load()
+        log.model = spec.loaded_label(info)  # a server's model is known once connected
     except (EngineError, StoreError) as exc:
         print(f"qwen-tui: error: {exc}", file=sys.stderr)
         return 2
@@ -99,7 +117,7 @@ def run_headless(args: argparse.Namespace) -> int:
         print(f"qwen-tui: {log.problem}", file=sys.stderr)
     conversation = Conversation(system_prompt=args.system, messages=list(history))
     prompt = build_prompt(args, piped)
-    conversation.add_user(prompt)
+    conversation.add_user(prompt, images=images)
     log.user(prompt)
     log.start_answer()
     log.start_autoflush()
@@ -111,8 +129,11 @@ def run_headless(args: argparse.Namespace) -> int:
         print(f"qwen-tui: plugin problem: {problem}", file=sys.stderr)
     status = 0
     try:
-        if toolset.registry is not None and toolset.registry.names():
-            status = _run_agent(engine, toolset, conversation, args, sampling, log)
+        compactor = _fit_context(engine, toolset, conversation, args, log)  # context/compaction.py
+        if compactor is None:
+            status = 2
+        elif toolset.registry is not None and toolset.registry.names():
+            status = _run_agent(engine, toolset, conversation, args, sampling, log, fit=compactor.fit_request)
         else:
             events = engine.generate(conversation.for_template(), thinking=args.think, max_tokens=args.max_tokens,
                                      sampling=sampling)
@@ -128,6 +149,8 @@ def run_headless(args: argparse.Namespace) -> int:
     finally:
         engine.close()
         log.close()
+        if toolset.host is not None:
+            toolset.host.close()  # plugins release their servers and threads
     if log.session_id and args.json:
         _emit_json({"type": "session", "id": log.session_id})
     return status
@@ -164,14 +187,48 @@ def _stream(events, as_json: bool, log) -> int:
     return 1
 
 
-def _run_agent(engine, toolset, conversation, args, sampling, log) -> int:
+def _fit_context(engine, toolset, conversation, args, log):
+    """Compact the conversation (a resumed session, a huge piped input) to fit the window, before
+    anything is sent. Returns the Compactor, or None when it cannot fit (said on stderr)."""
+    from qwen_tui.context import persist
+    from qwen_tui.context.budget import ContextSettings
+    from qwen_tui.context.compaction import Compactor, ContextOverflow
+
+    settings, problems = ContextSettings.from_config()
+    for problem in problems:
+        print(f"qwen-tui: {problem}", file=sys.stderr)
+    compactor = Compactor(engine, settings)
+    tools = toolset.registry.openai_schemas() if toolset.registry is not None and toolset.registry.names() else None
+    try:
+        if log.store is not None and log.session_id is not None:
+            log.flush()
+            persist.assign_store_ids(log.store, log.session_id, conversation)
+        report = compactor.ensure_fits(conversation, tools=tools, thinking=args.think, max_tokens=args.max_tokens)
+    except ContextOverflow as exc:
+        print(f"qwen-tui: error: {exc}", file=sys.stderr)
+        log.finish_answer("error")
+        return None
+    if report is not None and report.changed:
+        problem = persist.save_compaction(log, conversation, report.number)
+        if args.json:
+            _emit_json({"type": "compaction", "tokens_before": report.tokens_before, "tokens_after": report.tokens_after,
+                        "summarised": len(report.summary.replaced) if report.summary else 0,
+                        "elided": len(report.elided), "truncated": len(report.truncated)})
+        else:
+            print(f"qwen-tui: {report.describe()}", file=sys.stderr)
+        if problem:
+            print(f"qwen-tui: {problem}", file=sys.stderr)
+    return compactor
+
+
+def _run_agent(engine, toolset, conversation, args, sampling, log, fit=None) -> int:
     """Answer with tools: the agent loop, tool calls reported on stderr (or as JSON events)."""
     from qwen_tui.agent import events as ev
     from qwen_tui.agent.loop import Agent
 
     agent = Agent(engine, toolset.registry, toolset.policy, toolset.host, context=toolset.context,
                   max_steps=args.max_steps, sampling_for_step=lambda step, reasoning_open: sampling,
-                  constrain_tool_calls=args.constrain_tools)
+                  constrain_tool_calls=args.constrain_tools, fit=fit)
     at_line_start = True
     status = 1
     answer_open = True  # run_headless started the first step's message
@@ -250,6 +307,8 @@ def _event_json(event) -> dict:
         return {"type": "reasoning", "text": event.text}
     if isinstance(event, Notice):
         return {"type": "notice", "text": event.text}
+    if isinstance(event, ToolCallRequest):  # a server's native call, with no agent to run it
+        return {"type": "tool_call", "name": event.name, "arguments": event.arguments}
     assert isinstance(event, Finished)
     timings = asdict(event.timings)
     timings["decode_tokens_per_s"] = round(event.timings.tokens_per_s(event.usage.completion_tokens), 2)

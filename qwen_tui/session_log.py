@@ -54,11 +54,9 @@ class SessionLog:
         history: list[Message] = []
         if resume:
             log.session_id = store.resolve(resume, workspace)  # StoreError: the caller reports it
-            history = [
-                Message(m.role, m.content, m.reasoning, m.finish_reason, tool_calls=m.tool_calls)
-                for m in store.load(log.session_id).active_messages
-                if m.role in ("system", "user", "assistant", "tool")
-            ]
+            from qwen_tui.context.persist import messages_from_record  # summaries keep what they replaced
+
+            history = messages_from_record(store.load(log.session_id))
         return log, history
 
     def _guard(self, action, *args, **kwargs):

@@ -41,5 +41,11 @@ def tiny_qwen35_path() -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_qwen35_nextn_path() -> Path:
+    """The tiny qwen35 model with one NextN (MTP) block: random weights, real llama.cpp MTP graph."""
+    return _fixture(lambda: fixtures.tiny_qwen35(nextn=True))
+
+
+@pytest.fixture(scope="session")
 def qwen35_template() -> str:
     return _fixture(fixtures.qwen35_template)

@@ -12,7 +12,8 @@ are refused (headless).
 
 Per step the engine streams the reply; its reasoning and text are fed to `StreamingReplyParser`
 (reasoning re-wrapped in `<think>`, so a call written inside an unclosed reasoning block is still
-found). When the reply ends:
+found; calls a server parsed itself, `ToolCallRequest`, are fed as Hermes-style text, so they are
+checked and stored the same way). When the reply ends:
 
 - calls: the assistant message (Qwen 3.5's shape: `content`, `reasoning_content`, `tool_calls`
   with `arguments` as a dict) is appended, then for each call one `{"role": "tool"}` message
@@ -28,6 +29,8 @@ later run with the same list neither duplicates it nor keeps stale plugin text.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -46,7 +49,7 @@ from qwen_tui.agent.parser import (
     ToolCallStarted,
 )
 from qwen_tui.agent.parser import ReasoningDelta as ParsedReasoning
-from qwen_tui.engine.events import Finished, Notice, ReasoningDelta, TextDelta, Timings, Usage
+from qwen_tui.engine.events import Finished, Notice, ReasoningDelta, TextDelta, Timings, ToolCallRequest, Usage
 from qwen_tui.engine.params import Sampling
 from qwen_tui.tools.runner import DEFAULT_MAX_OUTPUT, ToolResult, run_tool
 from qwen_tui.tools.tool import ToolContext
@@ -54,11 +57,20 @@ from qwen_tui.tools.tool import ToolContext
 __all__ = ["Agent"]
 
 ANSWERS = ("once", "session", "project")
+CANCEL_SETTLE_S = 0.75  # after cancel(), how long a running tool may take to stop and report it
 
 
 def _failure(message: str, *, denied: bool = False, start: float | None = None) -> ToolResult:
     elapsed = (time.monotonic() - start) * 1000 if start is not None else 0.0
     return ToolResult(ok=False, content="", error=message, elapsed_ms=elapsed, denied=denied)
+
+
+def _call_text(call: ToolCallRequest) -> str:
+    """A call the server parsed itself (remote engines), written as the Hermes-style text the
+    parser reads, so it is validated, announced and stored like a call the model wrote."""
+    name = json.dumps(call.name).replace("</", "<\\/")
+    arguments = json.dumps(call.arguments).replace("</", "<\\/")  # a string holding the JSON
+    return f'\n<tool_call>\n{{"name": {name}, "arguments": {arguments}}}\n</tool_call>'
 
 
 class Agent:
@@ -76,11 +88,15 @@ class Agent:
         max_output_chars: int = DEFAULT_MAX_OUTPUT,
         sampling_for_step: Callable[[int, bool], Sampling | None] | None = None,
         constrain_tool_calls: bool = False,
+        fit: Callable[..., tuple[list[dict], list[str]]] | None = None,
     ) -> None:
         """`engine`: LocalEngine (or FakeEngine); `registry`: ToolRegistry (None: no tools);
         `policy`: ApprovalPolicy (None: one for `context.workspace`, interactive when `ask` is
         given); `host`: PluginHost for `extra_system_prompt` and `tool_call_finished`;
-        `sampling_for_step(step, reasoning_open)`: the Sampling for that step (None: default)."""
+        `sampling_for_step(step, reasoning_open)`: the Sampling for that step (None: default);
+        `fit(messages, tools=, thinking=, max_tokens=, request=) -> (messages, notes)`: run before
+        every model call so the prompt fits the context window (`Compactor.fit_request`); it may
+        raise (ContextOverflow), which ends the run with an error before the engine is asked."""
         if max_steps < 1:
             raise ValueError("max_steps must be at least 1")
         self.engine = engine
@@ -92,6 +108,7 @@ class Agent:
         self.max_output_chars = max_output_chars
         self.sampling_for_step = sampling_for_step
         self.constrain_tool_calls = constrain_tool_calls  # lazy GBNF once <tool_call> starts (agent/grammar.py)
+        self.fit = fit
         if policy is None:
             from qwen_tui.tools.approval import ApprovalPolicy
 
@@ -99,15 +116,24 @@ class Agent:
             policy = ApprovalPolicy(workspace, interactive=ask is not None, host=host)
         self.policy = policy
         self.context = context if context is not None else ToolContext(workspace=Path(policy.workspace))
+        info = getattr(engine, "info", None)
+        if info is not None and (getattr(info, "extra", None) or {}).get("vision"):
+            # tools (screen capture) attach images only for a model that can see them
+            self.context = dataclasses.replace(self.context, model_has_vision=True)
         self._cancelled = threading.Event()
+        self._tool_cancel: threading.Event | None = None  # the running tool's ctx.cancelled
         self._extra_system = ""
 
     # -- control -----------------------------------------------------------------------------
 
     def cancel(self) -> None:
         """Stop the run (any thread): the generation stops, no further tool runs, a running
-        tool is abandoned (left in the background). The run then ends "cancelled"."""
+        tool's `ctx.cancelled` is set (run_command stops its process group) and the tool is
+        abandoned if it does not return within CANCEL_SETTLE_S. The run then ends "cancelled"."""
         self._cancelled.set()
+        tool_cancel = self._tool_cancel
+        if tool_cancel is not None:
+            tool_cancel.set()
         self.engine.cancel()
 
     @property
@@ -119,6 +145,9 @@ class Agent:
     def request_messages(self, messages: list[dict]) -> list[dict]:
         """What is sent to the model for `messages`: the plugins' system prompt text merged in."""
         extra = self._extra_system
+        # keys starting with "_" are qwen-tui's own notes (compaction keeps originals there)
+        messages = [{k: v for k, v in m.items() if not k.startswith("_")} if any(k[:1] == "_" for k in m) else m
+                    for m in messages]
         if not extra:
             return list(messages)
         if messages and messages[0].get("role") == "system" and isinstance(messages[0].get("content"), str):
@@ -151,6 +180,15 @@ class Agent:
             if self.cancelled:
                 yield ev.AgentFinished("cancelled", messages)
                 return
+            if self.fit is not None:
+                try:
+                    messages, notes = self.fit(messages, tools=tools, thinking=thinking, max_tokens=max_tokens,
+                                               request=self.request_messages)
+                except Exception as exc:  # noqa: BLE001 - ContextOverflow: said before llama.cpp is asked
+                    yield ev.AgentFinished("error", messages, error=str(exc))
+                    return
+                for note in notes:
+                    yield ev.Notice(note)
             finished, reply = yield from self._generate(step, messages, tools, thinking, max_tokens)
             if finished.reason == "error":
                 self._keep_partial(messages, reply)
@@ -222,8 +260,8 @@ class Agent:
                 if isinstance(event, ReasoningDelta) and not state["text"]:
                     text = event.text if state["reasoning"] else "<think>" + event.text
                     state["reasoning"] = True
-                elif isinstance(event, (TextDelta, ReasoningDelta)):
-                    text = event.text
+                elif isinstance(event, (TextDelta, ReasoningDelta, ToolCallRequest)):
+                    text = _call_text(event) if isinstance(event, ToolCallRequest) else event.text
                     if state["reasoning"] and not state["text"]:
                         text = "</think>" + text
                     state["text"] = True
@@ -329,18 +367,27 @@ class Agent:
         """run_tool in a helper thread, so cancel() need not wait for a slow tool."""
         box: dict[str, ToolResult] = {}
         done = threading.Event()
+        context = dataclasses.replace(self.context, cancelled=threading.Event())  # one signal per call
+        self._tool_cancel = context.cancelled
+        if self.cancelled:  # a cancel() that read _tool_cancel before it was set
+            context.cancelled.set()
 
         def work() -> None:
             box["result"] = run_tool(tool, call.arguments, timeout=self.tool_timeout,
-                                     max_output_chars=self.max_output_chars, context=self.context)
+                                     max_output_chars=self.max_output_chars, context=context)
             done.set()
 
         start = time.monotonic()
         threading.Thread(target=work, name=f"agent-tool:{tool.name}", daemon=True).start()
-        while not done.wait(0.05):
-            if self.cancelled:
-                return _failure("stopped: the user cancelled while it ran (it may finish in the background)", start=start)
-        return box["result"]
+        try:
+            while not done.wait(0.05):
+                if self.cancelled:  # a tool watching ctx.cancelled reports how it stopped
+                    if done.wait(CANCEL_SETTLE_S):
+                        return box["result"]
+                    return _failure("stopped: the user cancelled while it ran (it may finish in the background)", start=start)
+            return box["result"]
+        finally:
+            self._tool_cancel = None
 
     # -- messages ----------------------------------------------------------------------------
 
@@ -358,7 +405,10 @@ class Agent:
     @staticmethod
     def _tool_message(result: ToolResult) -> dict:
         content = result.for_model()
-        return {"role": "tool", "content": content if content.strip() else "(no output)"}
+        message = {"role": "tool", "content": content if content.strip() else "(no output)"}
+        if result.ok and result.images:  # the engine puts each image's embedding after the text
+            message["images"] = [str(image.path) for image in result.images]
+        return message
 
     @staticmethod
     def _errors_for_model(reply: ParsedReply) -> str:

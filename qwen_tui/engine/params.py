@@ -6,6 +6,22 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class SpeculativeParams:
+    """Draft-and-verify decoding (engine/speculative.py); greedy output is unchanged by it.
+
+    mode: "auto" (MTP when the GGUF carries NextN tensors, else plain decoding), "mtp",
+    "lookup" (drafts copied from earlier in the context: pays off when the model quotes), "off".
+    """
+
+    mode: str = "auto"
+    draft_max: int = 3  # tokens drafted per step (also the recurrent-state rollback depth)
+    p_min: float = 0.0  # MTP: stop drafting below this head confidence (top-10 softmax); llama.cpp: 0
+    ngram_min: int = 2  # lookup: shortest suffix that must match earlier context
+    ngram_max: int = 4
+    adaptive: bool = True  # pause drafting while drafted steps are measured slower than plain ones
+
+
+@dataclass(frozen=True)
 class LoadParams:
     path: str
     n_ctx: int
@@ -19,6 +35,16 @@ class LoadParams:
     # verification later); llama.cpp's default (n_batch) costs n_vocab x 512 floats: 485 MiB of
     # compute buffer for Qwen 3.5's 248K vocabulary.
     n_outputs_max: int = 16
+    # Context checkpoints (hybrid/recurrent models): how many, and how many MiB in all ([context]).
+    max_checkpoints: int = 32
+    checkpoint_mib: int = 1024
+    speculative: SpeculativeParams = SpeculativeParams(mode="off")
+    # Thread auto-tuning (engine/thread_tuning.py): measure at first load, adapt to a busy machine.
+    # Off when the user asked for explicit thread counts.
+    tune_threads: bool = False
+    # Image input (engine/vision.py): the vision projector, and the most tokens one image may cost.
+    mmproj: str | None = None
+    image_max_tokens: int = 1024
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,13 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
         VALUES (new.id, new.content, new.reasoning);
     END;
     """,
+    # 1 -> 2: context compaction (qwen_tui/context): pinned messages are never compacted; a
+    # summary row says what it is ('summary': the model's summary of the rows it replaced,
+    # 'elision': the same message with its text elided or cut, shown in that message's role).
+    """
+    ALTER TABLE messages ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN summary_kind TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

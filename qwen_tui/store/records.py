@@ -61,6 +61,8 @@ class Message:
     timings: dict | None
     compacted_by: int | None  # the summary message that replaces this one in the context
     created: float
+    pinned: int = 0  # 1: kept verbatim by compaction (schema 2)
+    summary_kind: str | None = None  # summaries: "summary" (of the rows they replace) or "elision" (schema 2)
 
 
 @dataclass(frozen=True)

@@ -199,8 +199,12 @@ class SessionStore:
         self._write(remove)
 
     def record_compaction(self, session_id: str, summary_text: str,
-                          replaced_message_ids: Iterable[int]) -> int:
-        """Add a summary that stands in for `replaced_message_ids`; the originals are kept."""
+                          replaced_message_ids: Iterable[int], kind: str = "summary") -> int:
+        """Add a summary that stands in for `replaced_message_ids`; the originals are kept.
+        `kind`: "summary" (the model's summary of them) or "elision" (one message, its text
+        elided or cut; shown in that message's role)."""
+        if kind not in ("summary", "elision"):
+            raise StoreError(f"unknown compaction kind {kind!r}")
         replaced = sorted(set(replaced_message_ids))
         if not replaced:
             raise StoreError("a compaction must replace at least one message")
@@ -217,8 +221,8 @@ class SessionStore:
             self._touch(connection, session_id, now)
             summary_id = connection.execute(
                 "INSERT INTO messages (session_id, position, role, content, finish_reason, "
-                "created) VALUES (?, ?, ?, ?, 'stop', ?)",
-                (session_id, min(r[1] for r in rows), SUMMARY_ROLE, summary_text, now)).lastrowid
+                "created, summary_kind) VALUES (?, ?, ?, ?, 'stop', ?, ?)",
+                (session_id, min(r[1] for r in rows), SUMMARY_ROLE, summary_text, now, kind)).lastrowid
             connection.execute(f"UPDATE messages SET compacted_by = ? WHERE id IN ({marks})",
                                (summary_id, *replaced))
             return summary_id
@@ -241,6 +245,35 @@ class SessionStore:
             self._touch(connection, row[0], time.time())
             return restored
         return self._write(undo)
+
+    def delete_from(self, session_id: str, message_id: int) -> int:
+        """Delete message `message_id` and every later one of the session (undo, edit and
+        regenerate of the last exchange); returns how many rows went."""
+        def delete(connection: sqlite3.Connection) -> int:
+            row = connection.execute("SELECT position FROM messages WHERE id = ? AND session_id = ?",
+                                     (message_id, session_id)).fetchone()
+            if row is None:
+                raise StoreError(f"message {message_id} is not in session {session_id}")
+            doomed = [r[0] for r in connection.execute(
+                "SELECT id FROM messages WHERE session_id = ? AND position >= ?", (session_id, row[0]))]
+            marks = ",".join("?" * len(doomed))
+            # the originals of a deleted summary go with it (they were after it too, or it stood for them)
+            doomed += [r[0] for r in connection.execute(
+                f"SELECT id FROM messages WHERE compacted_by IN ({marks})", doomed)]
+            marks = ",".join("?" * len(doomed))
+            connection.execute(f"UPDATE messages SET compacted_by = NULL WHERE id IN ({marks})", doomed)
+            connection.execute(f"DELETE FROM messages WHERE id IN ({marks})", doomed)
+            self._touch(connection, session_id, time.time())
+            return len(set(doomed))
+        return self._write(delete)
+
+    def set_pinned(self, message_id: int, pinned: bool = True) -> None:
+        """Pinned messages are never compacted."""
+        def pin(connection: sqlite3.Connection) -> None:
+            if connection.execute("UPDATE messages SET pinned = ? WHERE id = ?",
+                                  (1 if pinned else 0, message_id)).rowcount == 0:
+                raise StoreError(f"no message {message_id}")
+        self._write(pin)
 
     @staticmethod
     def _touch(connection: sqlite3.Connection, session_id: str, now: float) -> None:

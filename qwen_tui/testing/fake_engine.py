@@ -3,6 +3,7 @@ real-model tests). It streams given replies at a given rate and honours cancel()
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ class FakeEngine:
         load_error: str | None = None,
         crash_on_turn: int | None = None,
         chunk: int = 4,
+        n_ctx: int = 262_144,
     ) -> None:
         self.replies = replies or ["Hello! This is a **scripted** answer."]
         self.reasoning = reasoning
@@ -33,6 +35,7 @@ class FakeEngine:
         self.load_error = load_error
         self.crash_on_turn = crash_on_turn
         self.chunk = chunk
+        self.n_ctx = n_ctx
         self.info: ModelInfo | None = None
         self.requests: list[dict] = []
         self._cancel = threading.Event()
@@ -48,13 +51,25 @@ class FakeEngine:
             raise EngineError(self.load_error)
         self.info = ModelInfo(
             path=Path("fake.gguf"), name="fake-model", architecture="qwen35", file_size=500_000_000, quant="Q4_K",
-            n_params=800_000_000, n_ctx=262_144, n_ctx_train=262_144, context_reason="test",
+            n_params=800_000_000, n_ctx=self.n_ctx, n_ctx_train=262_144, context_reason="test",
             threads=ThreadPlan(1, 1, "test"), n_gpu_layers=0, use_extra_bufts=False, chat_template=None,
         )
         return self.info
 
     def cancel(self) -> None:
         self._cancel.set()
+
+    # A stand-in tokenizer (words, punctuation, whitespace runs and <|special|> tokens), so token
+    # accounting and the context meter can be tested with this engine too.
+    _TOKEN = re.compile(r"<\|[a-z_]+\|>|\w+|[^\w\s]|\s+")
+
+    def tokenize(self, text: str, *, parse_special: bool = True) -> list[int]:
+        return [hash(t) & 0xFFFF for t in self._TOKEN.findall(text)]
+
+    def render(self, messages: list[dict], *, tools: list[dict] | None = None, thinking: bool | None = None) -> str:
+        from qwen_tui.engine.template import render_chat
+
+        return render_chat(None, messages, tools=tools, thinking=thinking)
 
     def close(self) -> None:
         self.closed = True

@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widgets import Footer
 
-from qwen_tui.config import load_keymap
+from qwen_tui.settings import Settings, load_settings
 from qwen_tui.conversation import Conversation
 from qwen_tui.conversation import Message as ConversationMessage
 from qwen_tui.engine.errors import EngineError
@@ -29,15 +28,22 @@ from qwen_tui.session_log import SessionLog
 from qwen_tui.agent import events as ev
 from qwen_tui.agent.loop import Agent
 from qwen_tui.store import StoreError
+from qwen_tui.tools.command_rules import suggested_rule
 from qwen_tui.ui.commands import CommandsMixin
+from qwen_tui.ui.context_commands import ContextMixin, display_messages
 from qwen_tui.ui.screens.approval import ApprovalDialog
 from qwen_tui.ui.screens.dialogs import ErrorDialog
+from qwen_tui.ui.image_input import ImageInputMixin
+from qwen_tui.ui.screens.models import ModelsMixin
 from qwen_tui.ui.screens.sessions import SessionChoice, SessionsScreen
 from qwen_tui.ui.history import mount_history
+from qwen_tui.ui.pacing import FlushPacer
+from qwen_tui.ui.themes import ThemesMixin
 from qwen_tui.ui.turn import FINISH_REASON, TurnView
 from qwen_tui.ui.widgets.messages import AssistantMessage, UserMessage
 from qwen_tui.ui.widgets.prompt import PromptInput
 from qwen_tui.ui.widgets.status import StatusBar, human_bytes
+from qwen_tui.ui.widgets.transcript import Transcript
 
 # Repaints per second while streaming. Each one re-lays out the transcript (~15 ms at 120x40,
 # profiled), so on small machines fewer of them leave the CPU to the model; 10-15 Hz still reads
@@ -66,7 +72,7 @@ class EngineEvents(Message):
     events: list
 
 
-class QwenApp(CommandsMixin, App):
+class QwenApp(CommandsMixin, ContextMixin, ThemesMixin, ModelsMixin, ImageInputMixin, App):
     CSS_PATH = "app.tcss"
     TITLE = "qwen-tui"
     BINDINGS = [
@@ -75,7 +81,9 @@ class QwenApp(CommandsMixin, App):
         Binding("ctrl+t", "toggle_thinking", "Think on/off", id="chat.toggle_thinking"),
         Binding("ctrl+n", "new_chat", "New chat", id="chat.new"),
         Binding("ctrl+o", "sessions", "Sessions", id="app.sessions"),
-        Binding("ctrl+y", "copy_last", "Copy answer", id="chat.copy_last"),
+        Binding("f3", "models", "Models", id="app.models", show=False),  # in F1 help and the palette
+        # priority: the prompt's text area would otherwise take Ctrl+Y as "redo".
+        Binding("ctrl+y", "copy_last", "Copy answer", id="chat.copy_last", priority=True),
         Binding("ctrl+r", "toggle_reasoning", "Reasoning", id="chat.toggle_reasoning", show=False),
         Binding("f1", "help", "Help", id="app.help"),
     ]
@@ -84,7 +92,7 @@ class QwenApp(CommandsMixin, App):
                  max_tokens: int = 4096, sampling_for: Callable[[bool], object] | None = None,
                  session_log: SessionLog | None = None, history: list | None = None, toolset=None,
                  max_steps: int = 8, model_factory: Callable[[str], object] | None = None,
-                 constrain_tool_calls: bool = False) -> None:
+                 constrain_tool_calls: bool = False, settings: Settings | None = None) -> None:
         super().__init__()
         self.session_log = session_log or SessionLog(None, workspace=".", model="")
         self._history = history or []
@@ -104,21 +112,29 @@ class QwenApp(CommandsMixin, App):
         self.turn: TurnView | None = None
         self._sent = 0
         self._pending_ask = None
-        keymap, self.config_problems = load_keymap()
-        if keymap:
-            self.set_keymap(keymap)
+        self.pacer = FlushPacer(max_hz=FLUSH_HZ)
+        # Config: defaults < config.toml < QWEN_TUI_* < flags (launch.py passes the merged settings).
+        self.settings = settings or load_settings()
+        self.config_problems = list(self.settings.problems)
+        if self.settings.keymap:
+            from qwen_tui.ui.keymap import keymap_problems
+
+            self.set_keymap(self.settings.keymap)
+            self.config_problems += keymap_problems(self.settings.keymap, type(self))
+        self.config_problems += self.setup_themes(self.settings.value("ui", "theme"))
+        self.config_problems += self.context_setup()  # [context] (ui/context_commands.py)
 
     # -- layout ------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield VerticalScroll(id="transcript")
+        yield Transcript(id="transcript")
         yield PromptInput(id="prompt")
         yield StatusBar(id="status")
         yield Footer()
 
     @property
-    def transcript(self) -> VerticalScroll:
-        return self.query_one("#transcript", VerticalScroll)
+    def transcript(self) -> Transcript:
+        return self.query_one("#transcript", Transcript)
 
     @property
     def status(self) -> StatusBar:
@@ -136,6 +152,8 @@ class QwenApp(CommandsMixin, App):
                 self.notify(problem, severity="warning", timeout=10)
         self.session_log.start_autoflush()
         self._start_plugin_watcher()
+        if self.settings.value("ui", "watch_themes"):
+            self.start_theme_watcher()
         if self._history:
             self.run_worker(self.show_history(self._history), group="history")
         self.load_model()
@@ -162,9 +180,11 @@ class QwenApp(CommandsMixin, App):
 
     def on_model_ready(self, message: ModelReady) -> None:
         info = message.info
-        self.status.model = f"{info.name} ({human_bytes(info.file_size)})"
+        self.status.model = f"{info.name} ({human_bytes(info.file_size)})" if info.file_size else info.name  # 0: a server
         self.status.settings = info.short_settings
         self.status.set_context(0, info.n_ctx)
+        if self.conversation.messages:
+            self.measure_context()  # a resumed session: its exact size (ui/context_commands.py)
         self.status.state = "idle"
         if self.waiting is not None:
             text, self.waiting = self.waiting, None
@@ -185,20 +205,24 @@ class QwenApp(CommandsMixin, App):
         text = message.text
         if text.startswith("/") and self.run_slash_command(text):
             return
+        text = self.collect_images(text)  # pasted image paths become attachments (ui/image_input.py)
+        if self.editing and not self.generating:  # /edit put the last message back: replace it
+            self.run_worker(self.send_edited(text), exclusive=False)
+            return
         if self.generating:
             self.notify("Still answering: press Esc to stop it first.", severity="warning")
             self.query_one(PromptInput).load_text(text)
             return
         if self.engine is None:
             self.waiting = text
-            self.transcript.mount(UserMessage(text))
+            self.mount_user_message(text)  # with a chip per attached image
             self.notify("The model is still loading; your message will be sent when it is ready.")
             return
-        self.transcript.mount(UserMessage(text))
+        self.mount_user_message(text)  # with a chip per attached image
         self._start_turn(text)
 
     def _start_turn(self, text: str) -> None:
-        self.conversation.add_user(text)
+        self.conversation.add_user(text, images=self.take_pending_images())
         messages = self.conversation.for_template()
         reply = self.conversation.add_assistant()
         self.session_log.user(text)
@@ -209,6 +233,7 @@ class QwenApp(CommandsMixin, App):
         self._sent = len(messages)
         self.generating = True
         self.status.state = "thinking" if self.thinking else "answering"
+        self.pacer.turn_started()
         self.generate(messages, self.thinking)
 
     def _start_plugin_watcher(self) -> None:
@@ -236,18 +261,25 @@ class QwenApp(CommandsMixin, App):
         # Batch on this side: one message per 1/FLUSH_HZ s, not one per token. The first token
         # after a pause goes out at once; a burst waits at most one interval.
         toolset = self.toolset
+        try:  # compaction before overflow (context/compaction.py): may summarise with the model
+            messages = self.prepare_context(thinking)
+        except Exception as exc:  # noqa: BLE001 - ContextOverflow and friends end the turn, said plainly
+            self.post_message(EngineEvents([ev.AgentFinished("error", list(messages), error=str(exc))]))
+            return
+        self._sent = len(messages)
         self.agent = Agent(self.engine, toolset.registry if toolset else None, toolset.policy if toolset else None,
                            toolset.host if toolset else None, context=toolset.context if toolset else None,
                            ask=self._ask_from_thread, max_steps=self.max_steps,
                            sampling_for_step=lambda step, reasoning_open: self.sampling_for(thinking),
-                           constrain_tool_calls=self.constrain_tool_calls)
+                           constrain_tool_calls=self.constrain_tool_calls,
+                           fit=self.compactor.fit_request if self.compactor is not None else None)
         batch: list = []
         last_post = 0.0
         try:
             for event in self.agent.run(messages, thinking=thinking, max_tokens=self.max_tokens):
                 batch.append(event)
                 now = time.monotonic()
-                if not isinstance(event, (ev.AnswerDelta, ev.ReasoningDelta)) or now - last_post >= 1 / FLUSH_HZ:
+                if not isinstance(event, (ev.AnswerDelta, ev.ReasoningDelta)) or now - last_post >= self.pacer.interval:
                     self.post_message(EngineEvents(batch))
                     batch, last_post = [], now
         except Exception as exc:  # never lose the turn: report it like any other failure
@@ -264,14 +296,23 @@ class QwenApp(CommandsMixin, App):
             answer.append(result or ("deny", ""))
             answered.set()
 
+        rule = suggested_rule(call.arguments.get("command")) if call.name == "run_command" else None  # never for chained commands
         self._pending_ask = done
-        self.call_from_thread(self.push_screen, ApprovalDialog(call.name, call.arguments, decision.reason), done)
+        self.call_from_thread(self.push_screen, ApprovalDialog(call.name, call.arguments, decision.reason, rule), done)
         answered.wait()
         self._pending_ask = None
         choice, reason = answer[0]
+        if choice == "command" and rule:  # "always allow commands starting with <rule> here": stored, then run this once
+            try:
+                stored = self.agent.policy.allow_command(rule)
+                self.call_from_thread(self.notify, f"run_command may now run commands starting with `{stored}` here without asking")
+            except (ValueError, OSError) as exc:
+                self.call_from_thread(self.notify, f"the command rule was not saved: {exc}", severity="warning")
+            return "once"
         return (choice, reason) if choice == "deny" and reason else choice
 
     async def on_engine_events(self, message: EngineEvents) -> None:
+        self.pacer.handed_over()
         finished = await self.turn.apply(message.events)
         if finished is not None:
             await self._finish_turn(finished)
@@ -290,7 +331,8 @@ class QwenApp(CommandsMixin, App):
             if n and step.finished.timings.decode_ms > 0:
                 self.status.speed = f"{step.finished.timings.tokens_per_s(n):.1f} tok/s"
             if self.engine is not None and getattr(self.engine, "info", None):
-                self.status.set_context(step.finished.usage.prompt_tokens + n, self.engine.info.n_ctx)
+                self.measure_context()  # exact count with the model's tokenizer (ui/context_commands.py)
+                self.status.settings = self.engine.info.short_settings  # threads / drafts may have changed
         if finished.reason == "error":
             self.push_screen(ErrorDialog("The model stopped with an error", finished.error or "unknown error"),
                              self._after_turn_error)
@@ -307,7 +349,7 @@ class QwenApp(CommandsMixin, App):
     async def show_history(self, messages: list) -> None:
         """Put earlier messages (a resumed session) into the conversation and on screen."""
         self.conversation.messages[:0] = messages
-        await mount_history(self.transcript, messages)
+        await mount_history(self.transcript, display_messages(Conversation(messages=list(messages))))
 
     # -- actions -----------------------------------------------------------------------------
 
@@ -319,6 +361,12 @@ class QwenApp(CommandsMixin, App):
                 self._pending_ask(("deny", "cancelled"))
             self.status.state = "stopping"
 
+    def action_transcript_page(self, direction: str) -> None:
+        if direction == "up":
+            self.transcript.scroll_page_up(animate=False)
+        else:
+            self.transcript.scroll_page_down(animate=False)
+
     def action_toggle_thinking(self) -> None:
         self.thinking = not self.thinking
         self.status.thinking = self.thinking
@@ -329,6 +377,7 @@ class QwenApp(CommandsMixin, App):
             self.action_cancel()
             return
         self.conversation.clear()
+        self.editing = False
         self.session_log.session_id = None  # the next message starts a new stored session
         await self.transcript.remove_children()
         if self.engine is not None:
@@ -356,10 +405,9 @@ class QwenApp(CommandsMixin, App):
                 self.notify(f"Could not open the session: {exc}", severity="error")
                 return
             self.session_log.session_id = choice.session_id
-            await self.show_history([
-                ConversationMessage(m.role, m.content, m.reasoning, m.finish_reason, tool_calls=m.tool_calls)
-                for m in record.active_messages if m.role in ("user", "assistant", "tool")
-            ])
+            from qwen_tui.context.persist import messages_from_record
+
+            await self.show_history(messages_from_record(record, roles=("user", "assistant", "tool", "summary")))
 
     def action_copy_last(self) -> None:
         last = self.conversation.last_answer
@@ -377,6 +425,9 @@ class QwenApp(CommandsMixin, App):
     async def on_unmount(self) -> None:
         if getattr(self, "_watcher", None) is not None:
             self._watcher.stop()
+        if self.toolset is not None and self.toolset.host is not None:
+            self.toolset.host.close()  # plugins release their servers and threads
+        self.stop_theme_watcher()
         if self.agent is not None:
             self.agent.cancel()
         if self._pending_ask is not None:  # the generation thread waits on a dialog: release it

@@ -20,7 +20,9 @@ SLASH_COMMANDS = [
     ("/export [md|json] [PATH]", "write this session to a file"),
     ("/sessions", "open, search, rename or delete saved sessions"),
     ("/copy [N]", "copy the last answer, or its Nth code block, to the clipboard (OSC 52)"),
-    ("/model PATH", "load another GGUF model (the conversation stays)"),
+    ("/model PATH|NAME", "load another GGUF model (the conversation stays)"),
+    ("/models", "local models, the recommendation for this machine, pull (F3)"),
+    ("/image PATH", "attach an image to the next message (or paste its path); /image clear drops"),
     ("/help", "show keys and commands"),
     ("/quit", "quit"),
 ]
@@ -49,7 +51,9 @@ class CommandsMixin:
             active = self.active_bindings.get(binding.key)
             keys.append((self.get_key_display(binding), binding.description, binding.id or ""))
             del active
-        self.push_screen(HelpScreen(keys, SLASH_COMMANDS))
+        from qwen_tui.ui.context_commands import CONTEXT_COMMANDS
+
+        self.push_screen(HelpScreen(keys, [*SLASH_COMMANDS[:-2], *CONTEXT_COMMANDS, *SLASH_COMMANDS[-2:]]))
 
     def run_slash_command(self, text: str) -> bool:
         """Handle a /command; return False if it is not one (then it is sent as a prompt)."""
@@ -65,6 +69,10 @@ class CommandsMixin:
             self.copy_code_block(arg.strip())
         elif name == "/model":
             self.switch_model(arg.strip())
+        elif name == "/models":
+            self.action_models()
+        elif name == "/image":
+            self.attach_image(arg.strip())
         elif name == "/sessions":
             self.action_sessions()
         elif name == "/export":
@@ -73,6 +81,8 @@ class CommandsMixin:
             self.action_help()
         elif name in ("/quit", "/exit"):
             self.exit()
+        elif self.context_command(name, arg):  # /compact /undo /edit /regenerate /retry /pin
+            pass
         else:
             return self._plugin_command(name, arg.strip())
         return True
@@ -106,6 +116,14 @@ class CommandsMixin:
             return
         if self.model_factory is None:
             self.notify("This app was started without a model factory", severity="error")
+            return
+        from qwen_tui.engine.errors import EngineError
+        from qwen_tui.models.first_run import resolve_name
+
+        try:
+            path = resolve_name(path)  # a path, or a local model's name (qwen3.5:4b)
+        except EngineError as exc:
+            self.notify(str(exc), severity="warning")
             return
         old, self.engine = self.engine, None
         if old is not None:
@@ -143,5 +161,10 @@ class CommandsMixin:
         yield SystemCommand("Stop answering", "Cancel the running generation", self.action_cancel)
         yield SystemCommand("Toggle last reasoning", "Expand or collapse the last reasoning block", self.action_toggle_reasoning)
         yield SystemCommand("Sessions", "Open, search, rename or delete saved sessions", self.action_sessions)
+        yield SystemCommand("Models", "Local models, what fits this machine, pull from the Hub", self.action_models)
         yield SystemCommand("Export session (Markdown)", "Write this session to a .md file", self.export_session)
+        yield SystemCommand("Compact the context", "Summarise older turns now (/compact)", lambda: self.context_command("/compact", ""))
+        yield SystemCommand("Undo last exchange", "Remove your last message and its answer (/undo)", lambda: self.context_command("/undo", ""))
+        yield SystemCommand("Edit last message", "Put it back in the prompt; sending replaces it (/edit)", self.edit_last)
+        yield SystemCommand("Regenerate answer", "Drop the last answer and ask again (/regenerate)", lambda: self.context_command("/regenerate", ""))
         yield SystemCommand("Help", "Keys and slash commands", self.action_help)

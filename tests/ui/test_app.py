@@ -406,6 +406,9 @@ async def test_copy_code_block_and_switch_model():
         assert copied == ["ls -la\n"]
         await type_and_send(pilot, "/copy")
         assert copied[-1].startswith("Two blocks:")
+        copied.clear()
+        await pilot.press("ctrl+y")  # with the prompt focused: copy, not the text area's redo
+        assert copied and copied[-1].startswith("Two blocks:")
         await type_and_send(pilot, "/model other.gguf")
         await wait_for(pilot, lambda: app.engine is not None and loaded == ["other.gguf"])
         assert engine.closed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from textual.content import Content
 from textual.reactive import reactive
 from textual.widgets import Static
 
@@ -25,18 +26,26 @@ class StatusBar(Static):
     thinking = reactive(True)
     settings_suffix = reactive("")
 
-    def render(self) -> str:
-        parts = [self.model, self.state]
+    context_level = reactive("ok")  # "ok", "near" (close to compaction) or "full" (compacting at the next turn)
+
+    def render(self) -> Content:
+        parts: list = [self.model, self.state]
         if self.speed:
             parts.append(self.speed)
         if self.context:
-            parts.append(f"ctx {self.context}")
+            style = {"near": "$warning", "full": "$error"}.get(self.context_level)
+            parts.append((f"ctx {self.context}", style) if style else f"ctx {self.context}")
         parts.append("think on" if self.thinking else "think off")
         if self.settings:
             parts.append(self.settings)
         if self.settings_suffix:
             parts.append(self.settings_suffix)
-        return " │ ".join(parts)
+        joined: list = []
+        for part in parts:
+            joined += [" │ ", part] if joined else [part]
+        return Content.assemble(*joined)  # plain text: a "[" in a model name is not markup
 
-    def set_context(self, used: int, size: int) -> None:
+    def set_context(self, used: int, size: int, level: str = "ok") -> None:
+        """The context meter: exact tokens the next request sends / the model's window (n_ctx)."""
         self.context = f"{human_tokens(used)} / {human_tokens(size)}"
+        self.context_level = level
