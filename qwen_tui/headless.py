@@ -118,7 +118,7 @@ def run_headless(args: argparse.Namespace) -> int:
     conversation = Conversation(system_prompt=args.system, messages=list(history))
     prompt = build_prompt(args, piped)
     conversation.add_user(prompt, images=images)
-    log.user(prompt)
+    log.user(prompt, images=images)
     log.start_answer()
     log.start_autoflush()
     from qwen_tui.toolset import build_toolset

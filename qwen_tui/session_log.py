@@ -74,9 +74,9 @@ class SessionLog:
                                           kind=self.kind)
         return self.session_id
 
-    def user(self, text: str) -> None:
+    def user(self, text: str, images: list[str] | None = None) -> None:
         if self._ensure_session():
-            self._guard(self.store.add_message, self.session_id, "user", text)
+            self._guard(self.store.add_message, self.session_id, "user", text, images=images or None)
 
     def start_answer(self) -> None:
         self._answer_id = self._guard(self.store.add_message, self.session_id, "assistant") if self._ensure_session() else None

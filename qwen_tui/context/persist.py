@@ -37,7 +37,8 @@ def messages_from_record(record: Any, roles: tuple[str, ...] = ROLES) -> list[Me
             return Message("user", row.content, finish_reason="stop", kind="summary",
                            replaced=[convert(o) for o in originals], compaction=row.id, store_id=row.id)
         return Message(row.role, row.content, row.reasoning, row.finish_reason, tool_calls=row.tool_calls,
-                       pinned=bool(getattr(row, "pinned", 0)), store_id=row.id)
+                       pinned=bool(getattr(row, "pinned", 0)), store_id=row.id,
+                       images=list(getattr(row, "images", None) or []))
 
     return [convert(row) for row in record.active_messages if row.role in roles]
 

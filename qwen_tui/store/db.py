@@ -89,6 +89,11 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     ALTER TABLE messages ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE messages ADD COLUMN summary_kind TEXT;
     """,
+    # 2 -> 3: images attached to a message (a JSON list of absolute file paths), so a resumed
+    # session shows them and sends them to the model again.
+    """
+    ALTER TABLE messages ADD COLUMN images TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

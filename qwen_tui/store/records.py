@@ -63,6 +63,7 @@ class Message:
     created: float
     pinned: int = 0  # 1: kept verbatim by compaction (schema 2)
     summary_kind: str | None = None  # summaries: "summary" (of the rows they replace) or "elision" (schema 2)
+    images: list | None = None  # attached image files, absolute paths (schema 3)
 
 
 @dataclass(frozen=True)

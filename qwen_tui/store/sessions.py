@@ -126,7 +126,8 @@ class SessionStore:
     def add_message(self, session_id: str, role: str, content: str = "", reasoning: str = "",
                     tool_calls: list | None = None, tool_call_id: str | None = None,
                     tool_name: str | None = None, finish_reason: str | None = None,
-                    usage: dict | None = None, timings: dict | None = None) -> int:
+                    usage: dict | None = None, timings: dict | None = None,
+                    images: list | None = None) -> int:
         def insert(connection: sqlite3.Connection) -> int:
             now = time.time()
             self._touch(connection, session_id, now)
@@ -135,10 +136,11 @@ class SessionStore:
                 (session_id,)).fetchone()[0]
             cursor = connection.execute(
                 "INSERT INTO messages (session_id, position, role, content, reasoning, "
-                "tool_calls, tool_call_id, tool_name, finish_reason, usage, timings, created) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "tool_calls, tool_call_id, tool_name, finish_reason, usage, timings, created, images) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (session_id, position, role, content, reasoning, to_json(tool_calls),
-                 tool_call_id, tool_name, finish_reason, to_json(usage), to_json(timings), now))
+                 tool_call_id, tool_name, finish_reason, to_json(usage), to_json(timings), now,
+                 to_json(images or None)))
             if role == "user" and content.strip():
                 self._set_title_if_missing(connection, session_id, content)
             return cursor.lastrowid
@@ -344,7 +346,7 @@ class SessionStore:
             "SELECT * FROM messages WHERE session_id = ? ORDER BY position, id DESC",
             (session_id,))
         messages = [Message(**{**dict(row), **{key: from_json(row[key]) for key in
-                                                ("tool_calls", "usage", "timings")}})
+                                                ("tool_calls", "usage", "timings", "images")}})
                     for row in message_rows]
         return SessionRecord(session, messages)
 

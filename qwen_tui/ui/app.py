@@ -222,10 +222,11 @@ class QwenApp(CommandsMixin, ContextMixin, ThemesMixin, ModelsMixin, ImageInputM
         self._start_turn(text)
 
     def _start_turn(self, text: str) -> None:
-        self.conversation.add_user(text, images=self.take_pending_images())
+        images = self.take_pending_images()
+        self.conversation.add_user(text, images=images)
         messages = self.conversation.for_template()
         reply = self.conversation.add_assistant()
-        self.session_log.user(text)
+        self.session_log.user(text, images=images)
         self.session_log.start_answer()
         live = AssistantMessage()
         self.transcript.mount(live)

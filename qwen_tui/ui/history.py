@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import partial
 
+from qwen_tui.ui.image_input import ImageChips
 from qwen_tui.ui.widgets.messages import AssistantMessage, ToolCallBlock, UserMessage
 
 
@@ -17,15 +18,16 @@ def _tool_result_block(content: str) -> ToolCallBlock:
     return block
 
 
-def block_factory(message):
+def block_factories(message) -> list:
     if message.role == "user":
-        return partial(UserMessage, message.content)
+        images = list(getattr(message, "images", None) or [])
+        return [partial(UserMessage, message.content)] + ([partial(ImageChips, images)] if images else [])
     if message.role == "tool":
-        return partial(_tool_result_block, message.content)
-    return partial(AssistantMessage, message.content, message.reasoning, finished=True)
+        return [partial(_tool_result_block, message.content)]
+    return [partial(AssistantMessage, message.content, message.reasoning, finished=True)]
 
 
 async def mount_history(transcript, messages: list) -> None:
     shown = [m for m in messages if m.role in ("user", "assistant", "tool")
              and (m.content or m.reasoning or m.role != "assistant")]
-    await transcript.show_history([block_factory(m) for m in shown])
+    await transcript.show_history([make for m in shown for make in block_factories(m)])

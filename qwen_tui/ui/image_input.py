@@ -8,6 +8,8 @@ a small inline preview; elsewhere the chip is the text fallback.
 
 from __future__ import annotations
 
+from functools import partial
+
 import sys
 from pathlib import Path
 
@@ -67,6 +69,9 @@ class ImageChips(Vertical):
     def __init__(self, paths: list[str]) -> None:
         super().__init__(classes="image-chips")
         self.paths = list(paths)
+
+    def rebuild(self):  # the transcript may let it go off screen and build it again (widgets/transcript.py)
+        return partial(ImageChips, self.paths)
 
     def compose(self):
         for path in self.paths:

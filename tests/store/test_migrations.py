@@ -90,3 +90,16 @@ def test_version_1_fixture_reads_back_exactly(tmp_path):
         assert store.search("naive cafe")[0].message_id == 5
         assert store.resolve("last", workspace="/home/user/other") == "01m8a0000100"
         assert store.undo_compaction(4) == [1, 2]
+
+
+def test_version_3_images_read_back_and_new_ones_are_stored(tmp_path):
+    path = tmp_path / "v3.sqlite3"
+    with sqlite3.connect(path) as connection:
+        connection.executescript((FIXTURES / "schema_v3.sql").read_text(encoding="utf-8"))
+    with SessionStore(path) as store:
+        record = store.load(store.resolve("01m8a0000100"))
+        by_id = {m.id: m for m in record.messages}
+        assert by_id[10].images == ["/home/user/other/screen.png", "/home/user/other/photo café.jpg"]
+        assert by_id[7].images is None
+        new = store.add_message("01m8a0000100", "user", "and this one?", images=["/tmp/x.png"])
+        assert {m.id: m for m in store.load("01m8a0000100").messages}[new].images == ["/tmp/x.png"]

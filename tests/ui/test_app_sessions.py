@@ -161,3 +161,29 @@ async def test_tool_calls_are_stored_and_resumed(tmp_path):
         await until(pilot, lambda: len(engine.requests) == 1 and not app.generating)
     sent = engine.requests[0]["messages"]
     assert sent[1]["tool_calls"][0]["function"]["name"] == "add_numbers" and sent[2] == {"role": "tool", "content": "5"}
+
+
+async def test_attached_images_are_stored_and_come_back_on_resume(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from qwen_tui.ui.image_input import ImageChips
+
+    monkeypatch.chdir(tmp_path)
+    picture = tmp_path / "chart.png"
+    Image.new("RGB", (40, 30), (10, 200, 10)).save(picture)
+    log, _ = SessionLog.open(save=True, model="fake.gguf", workspace=tmp_path)
+    engine = FakeEngine(["A green chart."])
+    app = QwenApp(lambda: engine, session_log=log)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.engine is not None)
+        app.run_slash_command(f"/image {picture}")
+        await chat(app, pilot, "what is this?")
+    log, history = SessionLog.open(save=True, model="fake.gguf", resume="last", workspace=tmp_path)
+    assert history[0].images == [str(picture)]
+    engine = FakeEngine(["Still green."])
+    app = QwenApp(lambda: engine, session_log=log, history=history)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.engine is not None and app.query(ImageChips))
+        assert app.query_one(ImageChips).paths == [str(picture)]
+        await chat(app, pilot, "and now?")
+    assert engine.requests[0]["messages"][0]["images"] == [str(picture)]  # the model sees it again
