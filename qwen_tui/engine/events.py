@@ -27,6 +27,19 @@ class Notice:
 
 
 @dataclass(frozen=True)
+class ToolCallRequest:
+    """A complete tool call the server parsed itself (OpenAI `tool_calls`; remote engines only).
+
+    `arguments` is the JSON text as the server sent it; the agent validates it like a call the
+    model wrote as text. Local engines never yield this: their calls are in the text."""
+
+    index: int
+    name: str
+    arguments: str
+    id: str | None = None
+
+
+@dataclass(frozen=True)
 class Usage:
     prompt_tokens: int  # tokens in the prompt
     prompt_tokens_evaluated: int  # of those, how many llama.cpp had to process (the rest came from cache)
@@ -61,4 +74,4 @@ class Finished:
     extra: dict = field(default_factory=dict)
 
 
-Event = TextDelta | ReasoningDelta | Notice | Finished
+Event = TextDelta | ReasoningDelta | Notice | ToolCallRequest | Finished

@@ -32,9 +32,11 @@ from qwen_tui.engine.gguf_header import GGUFHeader, read_header
 from qwen_tui.engine.machine import remember_extra_bufts_crash, remembered_extra_bufts  # noqa: F401 (re-export)
 from qwen_tui.engine.model_info import ModelInfo  # noqa: F401 (re-export)
 from qwen_tui.engine.reasoning import ReasoningSplitter
-from qwen_tui.engine.params import LoadParams, Sampling
-from qwen_tui.engine.resources import ContextPlan, plan_context, plan_threads
-from qwen_tui.engine.template import prompt_opens_reasoning, render_chat
+from qwen_tui.engine.params import LoadParams, Sampling, SpeculativeParams
+from qwen_tui.engine.resources import ContextPlan, ThreadPlan, plan_context, plan_threads
+from qwen_tui.engine.prompt_tokens import PieceTokenizer
+from qwen_tui.engine.state_size import checkpoint_settings
+from qwen_tui.engine.template import TemplateError, prompt_opens_reasoning, render_chat
 
 LOAD_TIMEOUT_S = 600.0
 
@@ -63,8 +65,13 @@ class LocalEngine:
         n_gpu_layers: int | None = None,
         use_extra_bufts: bool | None = None,
         log_path: str | Path | None = None,
+        speculative: SpeculativeParams | None = None,
+        tune_threads: bool | None = None,
+        mmproj: str | None = None,  # vision projector; None: found next to the model / in the registry, "": none
     ) -> None:
+        self._mmproj_choice = mmproj
         self.model_path = Path(model_path).expanduser()
+        self._speed_choice = (speculative, tune_threads)  # None: from [speed] in the config file
         self._requested_ctx = n_ctx
         self._requested_threads = (n_threads, n_threads_batch)
         self._requested_gpu_layers = n_gpu_layers
@@ -85,6 +92,7 @@ class LocalEngine:
         self._unconfirmed_crash: str | None = None
         self._in_flight = False  # a generate request whose final message we have not read yet
         self._log_offset = 0
+        self.problems: list[str] = []  # configuration notes for the user (bad [context] values)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -107,8 +115,15 @@ class LocalEngine:
             n_threads_batch=threads.n_threads_batch,
             n_gpu_layers=-1 if gpu_layers is None else gpu_layers,  # -1: all, if the build has a GPU
             use_extra_bufts=extra,
+            **self._checkpoint_params(),
+            **self._speed_params(),
+            **self._vision_params(gpu_layers),
         )
         desc = self._start(progress)
+        self._pieces = PieceTokenizer(self._worker_tokenize)  # this model's tokens
+        if desc.get("threads"):  # measured in the worker (engine/thread_tuning.py)
+            t = desc["threads"]
+            threads = ThreadPlan(t["n_threads"], t["n_threads_batch"], t["threads_reason"])
         self.info = ModelInfo(
             path=self.model_path,
             name=header.name,
@@ -120,14 +135,39 @@ class LocalEngine:
             n_ctx_train=desc["n_ctx_train"],
             context_reason=ctx_plan.reason,
             threads=threads,
-            n_gpu_layers=self._params.n_gpu_layers if desc["gpu_offload"] else 0,
+            n_gpu_layers=desc.get("gpu_layers", self._params.n_gpu_layers) if desc["gpu_offload"] else 0,
             use_extra_bufts=self._params.use_extra_bufts,
             chat_template=header.chat_template,
             bos_token=desc["bos_token"] if desc["add_bos"] else "",
             eos_token=desc["eos_token"],
             extra=desc,
         )
+        try:  # compile the chat template now, not at the first message (~70 ms for Qwen 3.5's)
+            self.render([{"role": "user", "content": "hi"}])
+        except TemplateError:
+            pass  # said when a conversation is rendered
         return self.info
+
+    def _speed_params(self) -> dict:
+        from qwen_tui.engine.speed_settings import speed_settings
+
+        sp, tune, problems = speed_settings()
+        self.problems.extend(p for p in problems if p not in self.problems)
+        sp = self._speed_choice[0] or sp
+        tune = tune if self._speed_choice[1] is None else self._speed_choice[1]
+        return {"speculative": sp, "tune_threads": tune and self._requested_threads == (None, None)}
+
+    def _vision_params(self, gpu_layers: int | None) -> dict:
+        from qwen_tui.engine.images import vision_settings
+
+        settings, problems = vision_settings(self.model_path, self._mmproj_choice, gpu=bool(gpu_layers))
+        self.problems.extend(p for p in problems if p not in self.problems)
+        return settings
+
+    def _checkpoint_params(self) -> dict[str, int]:
+        settings, problems = checkpoint_settings()
+        self.problems.extend(p for p in problems if p not in self.problems)
+        return settings
 
     def _start(self, progress=None) -> dict:
         assert self._params is not None
@@ -293,9 +333,13 @@ class LocalEngine:
         sampling: Sampling | None = None,
     ) -> Iterator[Event]:
         """Stream events for a chat (`messages`) or a raw `prompt`. The last event is Finished."""
+        images: list[str] = []
         if prompt is None:
             if messages is None:
                 raise ValueError("give messages or prompt")
+            from qwen_tui.engine.images import split_images
+
+            messages, images = split_images(messages)  # {"images": [...]} -> Qwen's image content parts
             prompt = self.render(messages, tools=tools, thinking=thinking)
         sampling = sampling or Sampling()
         # The lock is held while the worker is busy with this request, and released before the
@@ -306,7 +350,7 @@ class LocalEngine:
         inner = None
         try:
             self._cancel[0] = 0
-            tokens = self._tokenize_prompt(prompt)
+            tokens = self._tokenize_prompt(prompt, images)
             splitter = ReasoningSplitter(in_reasoning=prompt_opens_reasoning(prompt))
             inner = self._generate_with_recovery(tokens, max_tokens, sampling, splitter)
             for event in inner:
@@ -336,21 +380,27 @@ class LocalEngine:
         self._in_flight = False
         self._cancel[0] = 0
 
-    def _tokenize_prompt(self, prompt: str) -> list[int]:
+    def _tokenize_prompt(self, prompt: str, images: list[str] | None = None) -> list[int]:
         self._ensure_running()
-        self._conn.send(("tokenize", prompt, True))
-        reply = self._recv()
-        if reply is None:
-            err = self._crash_error("while tokenizing")
-            self._restart_quietly()
-            raise err
-        tokens = reply[1]
+        # Without images: per message, cached (engine/prompt_tokens.py), so O(new text) a turn.
+        tokens = self._worker_tokenize(prompt, images) if images else self._pieces(prompt)
         bos = self.info.extra.get("add_bos") and not (self.info.bos_token and prompt.startswith(self.info.bos_token))
         if bos:
             bos_id = self.info.extra.get("bos_id")
             if bos_id is not None:
                 tokens = [bos_id, *tokens]
         return tokens
+
+    def _worker_tokenize(self, prompt: str, images: list[str] | None = None) -> list[int]:
+        self._conn.send(("tokenize", prompt, True, images) if images else ("tokenize", prompt, True))
+        reply = self._recv()
+        if reply is None:
+            err = self._crash_error("while tokenizing")
+            self._restart_quietly()
+            raise err
+        if reply[0] == "error":  # an image that could not be read or encoded
+            raise EngineError(reply[1])
+        return reply[1]
 
     def _generate_with_recovery(self, tokens, max_tokens, sampling, splitter) -> Iterator[Event]:
         for attempt in range(2):
@@ -383,6 +433,8 @@ class LocalEngine:
                     if self._unconfirmed_crash:
                         remember_extra_bufts_crash(self._unconfirmed_crash)
                         self._unconfirmed_crash = None
+                    if self.info is not None:
+                        self.info.note_generation(msg[1].extra)  # threads now in use, draft acceptance
                     yield msg[1]
                     return
                 elif kind == "error":

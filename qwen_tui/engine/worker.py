@@ -55,7 +55,12 @@ def serve(conn: Connection, cancel: mmap.mmap) -> None:
         conn.send(("load_error", type(exc).__name__, str(exc)))
         return
     _inject_fault(runner, params)
-    conn.send(("ready", runner.describe()))
+    description = runner.describe()
+    if getattr(params, "mmproj", None):  # images (engine/vision.py); a broken projector only costs vision
+        from qwen_tui.engine.vision import attach
+
+        description["vision"] = attach(runner, params)
+    conn.send(("ready", description))
 
     def cancelled() -> bool:
         return cancel[0] != 0
@@ -80,7 +85,13 @@ def serve(conn: Connection, cancel: mmap.mmap) -> None:
             except EngineError as exc:
                 conn.send(("error", str(exc)))
         elif kind == "tokenize":
-            conn.send(("tokens", runner.tokenize(msg[1], parse_special=msg[2])))
+            if len(msg) > 3 and msg[3]:  # with images
+                try:
+                    conn.send(("tokens", runner.vision.tokenize(msg[1], msg[3])))
+                except (EngineError, AttributeError) as exc:
+                    conn.send(("error", str(exc) if runner.vision else "this model has no vision projector (mmproj)"))
+            else:
+                conn.send(("tokens", runner.tokenize(msg[1], parse_special=msg[2])))
         elif kind == "perf":
             conn.send(("perf", runner.perf()))
         elif kind == "perf_reset":
