@@ -118,7 +118,7 @@ SECTIONS: tuple[Section, ...] = (
         Key("max_message_fraction", "float", 0.5, "One message may take at most this fraction of the budget.",
             min=0, max=1),
         Key("summary_max_tokens", "int", 512, "The length of a compaction summary.", min=0),
-        Key("max_checkpoints", "int", 32, "Saved KV-cache checkpoints kept per session (0 = none).", min=0),
+        Key("max_checkpoints", "int", 32, "Recurrent-state (DeltaNet) checkpoints kept at message boundaries, so edits and template rewrites restore instead of re-reading the session (0 = none).", min=0),
         Key("checkpoint_mib", "int", 1024, "Most memory, in MiB, all checkpoints together may take.", min=0),
     )),
     Section("tools", "The agent's tool loop.", (
