@@ -166,7 +166,9 @@ async def test_editing_a_theme_file_reapplies_it_and_a_broken_edit_keeps_it(home
         await wait_for(pilot, lambda: app.theme_problems, timeout=3)
         assert "live.toml:2: accent = 'no colour' is not a colour" in app.theme_problems[-1]
         assert app.theme == "live" and close(prompt.styles.border_top[1], "#ddeeff")
-        assert any("live.toml:2" in n.message for n in app._notifications)  # noqa: SLF001 - what the user sees
+        # what the user sees (posted from the watcher thread: it may land a moment later)
+        await wait_for(pilot, lambda: any("live.toml:2" in n.message for n in app._notifications),  # noqa: SLF001
+                       timeout=3)
 
         path.write_text('primary = "#336699"\naccent = "#aa0000"\n')  # fixed again: applied again
         await wait_for(pilot, lambda: close(prompt.styles.border_top[1], "#aa0000"), timeout=3)
