@@ -138,7 +138,10 @@ class QwenApp(CommandsMixin, ContextMixin, ThemesMixin, ModelsMixin, ImageInputM
 
     @property
     def status(self) -> StatusBar:
-        return self.query_one(StatusBar)
+        # Messages from worker threads (model ready, context measured) can arrive while the app
+        # is closing and its widgets are gone: they then update a detached bar, never crash.
+        found = self.query(StatusBar)
+        return found.first() if found else StatusBar()
 
     def on_mount(self) -> None:
         self.transcript.anchor()
