@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve:
         if args.prompt is not None:
             parser.error("--serve runs the full-screen app in a browser; it does not take -p")
-        from qwen_tui.serve import serve
+        from qwen_tui.ui.serve import serve
 
         return serve(argv, args.port)
     if args.prompt is not None:

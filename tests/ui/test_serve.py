@@ -14,7 +14,7 @@ import time
 import aiohttp
 import pytest
 
-from qwen_tui.serve import app_command
+from qwen_tui.ui.serve import app_command
 
 
 def free_port() -> int:
