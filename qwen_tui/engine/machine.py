@@ -16,7 +16,8 @@ def _machine_file() -> Path:
     return paths.cache_dir() / "machine.json"
 
 
-def _cpu_id() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (what machine-specific choices are remembered by)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -30,7 +31,7 @@ def remembered_extra_bufts() -> bool:
     """False when extra buffer types crashed llama.cpp on this CPU before."""
     try:
         data = json.loads(_machine_file().read_text())
-        return bool(data.get(_cpu_id(), {}).get("use_extra_bufts", True))
+        return bool(data.get(cpu_model(), {}).get("use_extra_bufts", True))
     except (OSError, ValueError, AttributeError):
         return True
 
@@ -41,7 +42,7 @@ def remember_extra_bufts_crash(reason: str) -> None:
         data = json.loads(path.read_text()) if path.exists() else {}
     except (OSError, ValueError):
         data = {}
-    data[_cpu_id()] = {"use_extra_bufts": False, "reason": reason, "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+    data[cpu_model()] = {"use_extra_bufts": False, "reason": reason, "when": time.strftime("%Y-%m-%d %H:%M:%S")}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2))
     tmp.replace(path)

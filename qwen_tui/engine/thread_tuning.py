@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qwen_tui import paths
+from qwen_tui.engine.machine import cpu_model
 
 MARGIN = 0.05  # fewer threads win when within 5% of the fastest
 BUSY_AT_MEASURE = 0.5  # cores used by others while measuring above which the result is provisional
@@ -147,23 +148,13 @@ class CpuLoad:
 # -- cache --------------------------------------------------------------------------------------
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
-
-
 def cache_key(model_path: str, usable: int, cores: int, gpu_layers: int = 0) -> str:
     try:
         st = os.stat(model_path)
         file_id = f"{os.path.abspath(model_path)}:{st.st_size}:{int(st.st_mtime)}"
     except OSError:
         file_id = model_path
-    return f"v{CACHE_VERSION}|{_cpu_model()}|{usable} cpus|{cores} cores|gpu {gpu_layers}|{file_id}"
+    return f"v{CACHE_VERSION}|{cpu_model()}|{usable} cpus|{cores} cores|gpu {gpu_layers}|{file_id}"
 
 
 def _cache_file() -> Path:

@@ -14,11 +14,11 @@ changes again.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
+
+from qwen_tui.file_watch import FolderWatcher, content_hashes
 
 if TYPE_CHECKING:  # pragma: no cover
     from qwen_tui.plugins import PluginHost, PluginInfo
@@ -28,7 +28,7 @@ log = logging.getLogger("qwen_tui.plugins")
 __all__ = ["PluginWatcher"]
 
 
-class PluginWatcher:
+class PluginWatcher(FolderWatcher):
     """Reload user plugins when their files change (watchfiles, in a daemon thread).
 
     Every filesystem event, and every `rescan_s` regardless, the folder's files are compared
@@ -36,42 +36,22 @@ class PluginWatcher:
     ones unloaded; `on_change(infos)` is then called from the watcher thread.
     """
 
+    thread_name = "qwen-tui plugin watcher"
+
     def __init__(self, host: "PluginHost", on_change: Callable[[list["PluginInfo"]], Any] | None = None, *,
                  folder: Path | None = None, rescan_s: float = 0.5) -> None:
         self.host, self.on_change = host, on_change
         self.folder = Path(folder or host.user_dir)
-        self.rescan_ms = max(int(rescan_s * 1000), 50)
-        self.stop_event = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._seen: dict[Path, str] = {}
-        for info in host.plugins:
-            if info.source == "user" and info.path is not None and info.path.exists():
-                self._seen[info.path] = hashlib.sha1(info.path.read_bytes()).hexdigest()
+        super().__init__([self.folder], rescan_s=rescan_s, debounce_ms=200)
+        self._seen: dict[Path, str] = content_hashes(
+            info.path for info in host.plugins if info.source == "user" and info.path is not None)
 
     def start(self) -> "PluginWatcher":
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._thread = threading.Thread(target=self._run, name="qwen-tui plugin watcher", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 2.0) -> None:
-        self.stop_event.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def __enter__(self) -> "PluginWatcher":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return super().start()
 
     def rescan(self) -> list["PluginInfo"]:
-        current = {}
-        for path in self.host.plugin_files(self.folder):
-            try:
-                current[path] = hashlib.sha1(path.read_bytes()).hexdigest()
-            except OSError:
-                continue
+        current = content_hashes(self.host.plugin_files(self.folder))
         changed = [p for p, digest in current.items() if self._seen.get(p) != digest]
         changed += [p for p in self._seen if p not in current]
         infos = []
@@ -93,16 +73,3 @@ class PluginWatcher:
             except Exception:  # noqa: BLE001 - a bad callback must not stop the watcher
                 log.exception("plugin on_change callback failed")
         return infos
-
-    def _run(self) -> None:
-        import watchfiles
-
-        self.rescan()
-        try:
-            for _changes in watchfiles.watch(self.folder, stop_event=self.stop_event, debounce=200, step=30,
-                                            rust_timeout=self.rescan_ms, yield_on_timeout=True, recursive=False):
-                self.rescan()
-        except Exception:  # noqa: BLE001 - e.g. the folder was removed: fall back to polling
-            log.exception("plugin watcher: watchfiles failed, polling instead")
-            while not self.stop_event.wait(self.rescan_ms / 1000):
-                self.rescan()

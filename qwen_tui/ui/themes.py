@@ -12,15 +12,14 @@ re-applies it; a broken edit keeps what is on screen and says what is wrong.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from textual.color import Color, ColorParseError
 from textual.theme import Theme
 
+from qwen_tui.file_watch import FolderWatcher, content_hashes
 from qwen_tui.settings.loader import line_of, locate, tomllib
 from qwen_tui.settings.locations import shipped_themes_dir, user_themes_dir
 
@@ -112,30 +111,21 @@ def load_theme_files(folders: Iterable[Path]) -> tuple[dict[str, Theme], dict[Pa
     return themes, names, problems
 
 
-class ThemeWatcher:
+class ThemeWatcher(FolderWatcher):
     """Calls `on_change(changed_paths)` from a daemon thread when theme files change.
 
     Files are compared by content hash, so an editor's save-by-rename is seen and an unchanged
     file (a touch) is not reported."""
 
-    def __init__(self, folders: list[Path], on_change: Callable[[list[Path]], object]) -> None:
-        self.folders = [f for f in folders if f.is_dir()]
-        self.on_change = on_change
-        self.stop_event = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._seen = self._hashes()
+    thread_name = "qwen-tui theme watcher"
 
-    def _hashes(self) -> dict[Path, str]:
-        out = {}
-        for path in theme_files(self.folders):
-            try:
-                out[path] = hashlib.sha1(path.read_bytes()).hexdigest()
-            except OSError:
-                continue
-        return out
+    def __init__(self, folders: list[Path], on_change: Callable[[list[Path]], object]) -> None:
+        super().__init__([f for f in folders if f.is_dir()], rescan_s=0.5, debounce_ms=150)
+        self.on_change = on_change
+        self._seen = content_hashes(theme_files(self.folders))
 
     def rescan(self) -> list[Path]:
-        current = self._hashes()
+        current = content_hashes(theme_files(self.folders))
         changed = [p for p, digest in current.items() if self._seen.get(p) != digest]
         changed += [p for p in self._seen if p not in current]
         self._seen = current
@@ -145,30 +135,6 @@ class ThemeWatcher:
             except Exception:  # noqa: BLE001 - a bad callback must not stop the watcher
                 log.exception("theme on_change callback failed")
         return changed
-
-    def start(self) -> "ThemeWatcher":
-        self._thread = threading.Thread(target=self._run, name="qwen-tui theme watcher", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 2.0) -> None:
-        self.stop_event.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        if not self.folders:
-            return
-        import watchfiles
-
-        try:
-            for _changes in watchfiles.watch(*self.folders, stop_event=self.stop_event, debounce=150, step=30,
-                                            rust_timeout=500, yield_on_timeout=True, recursive=False):
-                self.rescan()
-        except Exception:  # noqa: BLE001 - e.g. a folder was removed: poll instead
-            log.exception("theme watcher: watchfiles failed, polling instead")
-            while not self.stop_event.wait(0.5):
-                self.rescan()
 
 
 class ThemesMixin:
