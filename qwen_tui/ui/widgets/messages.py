@@ -61,7 +61,7 @@ class ReasoningBlock(Static, can_focus=True):
             # Only the newest lines while it streams: they are the ones worth seeing, and
             # re-wrapping all of a few-thousand-token reasoning on every repaint would cost more
             # with each token. The whole text is there once it is expanded after the answer.
-            self.update(Text(streaming_tail(self.text.strip(), max(20, self.size.width or 80)), style="italic"))
+            self.update(Text(streaming_tail(self.text, max(20, self.size.width or 80)), style="italic"))
 
     def finish(self) -> None:
         self.finished = True
@@ -85,21 +85,26 @@ class ReasoningBlock(Static, can_focus=True):
 
 
 def streaming_tail(text: str, width: int, lines: int = 10) -> str:
-    """The end of `text` that fits in about `lines` rows of `width` columns ("…" when cut)."""
+    """The end of `text` that fits in about `lines` rows of `width` columns ("…" when cut).
+
+    Only the last (width + 1) * (lines + 1) characters are looked at: no more fit in those
+    rows, and the cost per repaint stays the same however long the text grows."""
+    budget = (width + 1) * (lines + 1)
+    window = text[-budget:].strip()
     rows = 0
     kept: list[str] = []
-    for line in reversed(text.splitlines()):
+    for line in reversed(window.splitlines()):
         rows += max(1, -(-len(line) // width))
         if rows > lines:
             room = max(0, len(line) - (rows - lines) * width)
             if room:
                 kept.append(line[len(line) - room:])
             if not kept:
-                return "…" + text[-width * lines:]
+                return "…" + window[-width * lines:]
             kept[-1] = "…" + kept[-1]
             return "\n".join(reversed(kept))
         kept.append(line)
-    return text
+    return "…" + window if len(text) > budget else window
 
 
 class AssistantMessage(Vertical):
