@@ -11,9 +11,20 @@ produce sessions of the same shape.
 Ours: LocalEngine (app-side template, worker process, context checkpoints). Naive: the same
 session through `Llama.create_chat_completion(stream=True)` in a subprocess of its own.
 
-    flock /tmp/qwen-cpu.lock python benchmarks/context_turns.py [--quick] [--no-naive] [--model tiny|demo|both]
+    flock /tmp/qwen-cpu.lock python benchmarks/context_turns.py [--quick] [--no-naive] [--model tiny|demo|both|shaped08]
 
-The last line reads `ttft ratio turn40/turn1: X.XX (naive: Y.YY)` (the tiny qwen35 model).
+The last line reads `ttft ratio turn40/turn1: X.XX (naive: Y.YY)` (the tiny qwen35 model, or the
+one --model names). Per turn it also splits the time to first token into llama.cpp's own prompt
+evaluation (llama_perf_context t_p_eval_ms) and the rest ("outside": template, tokenization, IPC,
+checkpoints, sampling), and compares llama.cpp's time per evaluated token at the last and first turn.
+
+The tiny fixture's layers are 64 wide, so attention over a long cache dominates its prompt
+evaluation: its ratio shows llama.cpp's attention cost, not ours. `--model shaped08` runs the
+session on random weights at Qwen 3.5 0.8B's per-block widths (n_embd 1024, 3 DeltaNet + 1
+attention layer, 8 heads x 256, FFN 3584, Q8_0; qwen_tui/testing/qwen35_shapes.py; built on
+demand, ~370 MB): the ratio a real model's shape has (the real model stacks 6 such blocks, which
+scales weights and attention alike). It runs without the naive baseline (that re-evaluates the
+whole history every turn: tens of minutes on a small CPU).
 
 --overflow also pushes a session on the tiny model to 4x n_ctx tokens in all, through the
 compactions of qwen_tui/context/compaction.py, and reports how many there were and their cost.
@@ -43,7 +54,15 @@ def shape(model: str, quick: bool) -> dict:
     """Session shape per model: turns, words per user message, answer tokens, context size."""
     if model == "tiny":
         return {"turns": 8 if quick else 40, "words": 320, "answer": 128 if not quick else 48, "n_ctx": 8192 if quick else 24576}
+    if model == "shaped08":  # shorter answers (decoding 248K-wide logits costs), longer messages: ~18.5K tokens at turn 40
+        return {"turns": 8 if quick else 40, "words": 420, "answer": 32 if not quick else 16, "n_ctx": 8192 if quick else 24576}
     return {"turns": 4 if quick else 40, "words": 90, "answer": 48 if not quick else 24, "n_ctx": 8192}
+
+
+def warm_up_prompt(sh: dict) -> str:
+    """As long as turn 1's prompt (a full 512-token batch and a partial one), so that turn 1 does
+    not pay first-use costs (page faults, first big graph) that later turns do not."""
+    return "Warm up. " + user_message(0, sh["words"]) + " " + user_message(1000, sh["words"] // 2)
 
 
 def banned_tokens(tokenize) -> list[int]:
@@ -69,7 +88,7 @@ def run_ours(path: Path, sh: dict) -> list[dict]:
         engine.load()
         bias = tuple((t, float("-inf")) for t in banned_tokens(engine.tokenize))
         sampling = Sampling(temperature=0, logit_bias=bias)
-        list(engine.generate(prompt="warm up", max_tokens=2, sampling=sampling))
+        list(engine.generate(prompt=warm_up_prompt(sh), max_tokens=2, sampling=sampling))
         messages = [{"role": "system", "content": SYSTEM}]
         for turn in range(1, sh["turns"] + 1):
             messages.append({"role": "user", "content": user_message(turn, sh["words"])})
@@ -87,9 +106,13 @@ def run_ours(path: Path, sh: dict) -> list[dict]:
             perf = engine.perf()
             # The whole reply is kept as the message's content (the naive run does the same).
             messages.append({"role": "assistant", "content": "".join(parts)})
+            ttft_ms = (ttft or 0) * 1000
             rows.append({
                 "turn": turn, "prompt": finished.usage.prompt_tokens, "evaluated": finished.usage.prompt_tokens_evaluated,
-                "perf_p_eval": perf["n_p_eval"], "ttft_ms": (ttft or 0) * 1000,
+                "perf_p_eval": perf["n_p_eval"], "ttft_ms": ttft_ms,
+                # llama.cpp's own prompt-eval time (llama_perf_context), and the rest of the time to
+                # the first token: template, tokenization, IPC, checkpoint save/restore, sampling.
+                "p_eval_ms": perf["t_p_eval_ms"], "outside_ms": ttft_ms - perf["t_p_eval_ms"],
                 "checkpoints": finished.extra.get("checkpoints", 0),
                 "checkpoint_kib": finished.extra.get("checkpoint_bytes", 0) / 1024,
             })
@@ -110,7 +133,7 @@ def run_naive(path: str, sh: dict) -> list[dict]:
                 **({} if remembered_extra_bufts() else {"use_extra_bufts": False}))
     tokenize = lambda text: llm.tokenize(text.encode(), add_bos=False, special=True)  # noqa: E731
     bias = {t: -1e9 for t in banned_tokens(tokenize)}
-    llm.create_completion("warm up", max_tokens=2, temperature=0)
+    llm.create_completion(warm_up_prompt(sh), max_tokens=2, temperature=0)
     messages = [{"role": "system", "content": SYSTEM}]
     rows = []
     for turn in range(1, sh["turns"] + 1):
@@ -160,6 +183,7 @@ def run_overflow(path: Path, quick: bool, threads: int) -> None:
         compactor = Compactor(engine)
         conv = Conversation(system_prompt=SYSTEM)
         total, turn, errors, compactions, evaluated, after = 0, 0, [], [], 0, []
+        ordinary = []  # (prompt tokens evaluated, ttft ms) of turns without a compaction before them
         while total < 4 * n_ctx:
             turn += 1
             text = user_message(turn, words)
@@ -169,8 +193,10 @@ def run_overflow(path: Path, quick: bool, threads: int) -> None:
             if report is not None and report.changed:
                 compactions.append(report)
             parts = []
+            t0, ttft = time.perf_counter(), None
             for event in engine.generate(conv.for_template(), max_tokens=answer, sampling=sampling):
                 if isinstance(event, (TextDelta, ReasoningDelta)):
+                    ttft = ttft if ttft is not None else (time.perf_counter() - t0) * 1000
                     parts.append(event.text)
                 elif isinstance(event, Finished):
                     finished = event
@@ -178,15 +204,25 @@ def run_overflow(path: Path, quick: bool, threads: int) -> None:
                 errors.append(finished.error)
             evaluated += finished.usage.prompt_tokens_evaluated
             if report is not None and report.changed:
-                after.append(finished.usage.prompt_tokens_evaluated)
+                after.append((finished.usage.prompt_tokens_evaluated, finished.usage.prompt_tokens, ttft or 0.0))
+            elif turn > 1:
+                ordinary.append((finished.usage.prompt_tokens_evaluated, ttft or 0.0))
             reply = conv.add_assistant()
             reply.content, reply.finish_reason = "".join(parts), finished.reason
             total += finished.usage.completion_tokens
     print(f"\n== overflow (tiny qwen35, n_ctx {n_ctx}): {turn} turns, {total:,} tokens in all "
           f"({total / n_ctx:.1f}x n_ctx), {len(compactions)} compactions, errors: {errors or 'none'}")
-    for report, cost in zip(compactions, after):
+    for report, (cost, prompt, ttft) in zip(compactions, after):
         print(f"  #{report.number}: {report.describe()}; summary {report.summary_tokens} tokens; "
-              f"next turn evaluated {cost} prompt tokens")
+              f"next turn evaluated {cost} of {prompt} prompt tokens, ttft {ttft:.0f} ms")
+    if ordinary and after:
+        o_eval = sorted(e for e, _ in ordinary)[len(ordinary) // 2]
+        o_ttft = sorted(t for _, t in ordinary)[len(ordinary) // 2]
+        a_eval = sum(e for e, _, _ in after) / len(after)
+        a_ttft = sum(t for _, _, t in after) / len(after)
+        print(f"turn after a compaction (mean): {a_eval:.0f} prompt tokens evaluated, ttft {a_ttft:.0f} ms; "
+              f"ordinary turn (median): {o_eval} evaluated, ttft {o_ttft:.0f} ms "
+              f"(the summary replaces old turns, so the prompt diverges after the system prompt once per compaction)")
     print(f"prompt tokens evaluated over the whole session: {evaluated:,}")
 
 
@@ -194,13 +230,15 @@ def run_overflow(path: Path, quick: bool, threads: int) -> None:
 
 def report(name: str, sh: dict, ours: list[dict], naive: list[dict] | None) -> tuple[float, float | None]:
     print(f"\n== {name}: {sh['turns']} turns, {sh['words']}-word user messages, {sh['answer']}-token answers, n_ctx {sh['n_ctx']}")
-    print("turn  prompt  evaluated  perf_p_eval  bound  ttft_ms  checkpoints(KiB)" + ("   naive_eval  naive_ttft_ms" if naive else ""))
+    print("turn  prompt  evaluated  perf_p_eval  bound  ttft_ms  p_eval_ms  outside_ms  checkpoints(KiB)"
+          + ("   naive_eval  naive_ttft_ms" if naive else ""))
     prev = None
     for i, row in enumerate(ours):
         # target: new tokens + last answer + 8 (new = what the prompt grew by, minus the answer)
         bound = row["prompt"] if prev is None else row["prompt"] - prev["prompt"] + 8
         line = (f"{row['turn']:>4}  {row['prompt']:>6}  {row['evaluated']:>9}  {row['perf_p_eval']:>11}  {bound:>5}  "
-                f"{row['ttft_ms']:>7.1f}  {row['checkpoints']:>3} ({row['checkpoint_kib']:.0f})")
+                f"{row['ttft_ms']:>7.1f}  {row['p_eval_ms']:>9.1f}  {row['outside_ms']:>10.1f}  "
+                f"{row['checkpoints']:>3} ({row['checkpoint_kib']:.0f})")
         if naive:
             line += f"   {naive[i]['evaluated']:>10}  {naive[i]['ttft_ms']:>13.1f}"
         print(line)
@@ -210,6 +248,15 @@ def report(name: str, sh: dict, ours: list[dict], naive: list[dict] | None) -> t
     ratio = ours[-1]["ttft_ms"] / ours[0]["ttft_ms"]
     naive_ratio = naive[-1]["ttft_ms"] / naive[0]["ttft_ms"] if naive else None
     n = ours[-1]["turn"]
+    first, last = ours[0], ours[-1]
+    print(f"{name}: time to first token = llama.cpp prompt eval + outside llama.cpp (template, tokenization, IPC, "
+          f"checkpoints, sampling): turn1 {first['ttft_ms']:.1f} = {first['p_eval_ms']:.1f} + {first['outside_ms']:.1f} ms; "
+          f"turn{n} {last['ttft_ms']:.1f} = {last['p_eval_ms']:.1f} + {last['outside_ms']:.1f} ms")
+    per_tok = [r["p_eval_ms"] / max(1, r["perf_p_eval"]) for r in (first, last)]
+    print(f"{name}: llama.cpp prompt eval per evaluated token turn{n}/turn1: {per_tok[1]:.3f} / {per_tok[0]:.3f} ms "
+          f"= {per_tok[1] / per_tok[0]:.2f} (cache {last['prompt']:,} vs {first['prompt']:,} tokens); "
+          f"outside llama.cpp turn{n}/turn1: {last['outside_ms']:.1f} / {first['outside_ms']:.1f} ms "
+          f"= {last['outside_ms'] / first['outside_ms']:.2f}")
     print(f"{name}: ttft turn{n} {ours[-1]['ttft_ms']:.1f} ms / turn1 {ours[0]['ttft_ms']:.1f} ms = {ratio:.2f}"
           + (f"; naive {naive[-1]['ttft_ms']:.1f} / {naive[0]['ttft_ms']:.1f} ms = {naive_ratio:.2f}" if naive else ""))
     return ratio, naive_ratio
@@ -218,7 +265,8 @@ def report(name: str, sh: dict, ours: list[dict], naive: list[dict] | None) -> t
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="6-8 turns, short answers: under a minute")
-    parser.add_argument("--model", choices=["tiny", "demo", "both"], default="both")
+    parser.add_argument("--model", choices=["tiny", "demo", "both", "shaped08"], default="both",
+                        help="shaped08: random weights at Qwen 3.5 0.8B's per-block widths (built on demand)")
     parser.add_argument("--no-naive", action="store_true", help="skip the create_chat_completion baseline")
     parser.add_argument("--overflow", action="store_true", help="push a session to 4x n_ctx through compactions")
     parser.add_argument("--naive-worker", nargs=2, help=argparse.SUPPRESS)
@@ -230,7 +278,8 @@ def main() -> None:
     from qwen_tui.testing import fixtures
 
     threads = os.cpu_count() or 1  # the same fixed count for both runs (no auto-tuning)
-    models = {"tiny": ("tiny qwen35", fixtures.tiny_qwen35), "demo": ("demo (SmolLM2)", fixtures.demo_model)}
+    models = {"tiny": ("tiny qwen35", fixtures.tiny_qwen35), "demo": ("demo (SmolLM2)", fixtures.demo_model),
+              "shaped08": ("qwen35 0.8B shape (random, 4 layers)", fixtures.shaped_qwen35_0_8b)}
     wanted = ["demo", "tiny"] if args.model == "both" else [args.model]
     results = {}
     for key in wanted:
@@ -238,7 +287,7 @@ def main() -> None:
         path = getter()
         sh = shape(key, args.quick) | {"threads": threads}
         ours = run_ours(path, sh)
-        naive = None if args.no_naive else naive_in_subprocess(path, sh)
+        naive = None if args.no_naive or key == "shaped08" else naive_in_subprocess(path, sh)
         results[key] = report(name, sh, ours, naive)
     if args.overflow:
         run_overflow(fixtures.tiny_qwen35(), args.quick, threads)

@@ -22,7 +22,7 @@ import llama_cpp  # the baseline talks to llama.cpp directly; the app never does
 
 from qwen_tui.engine.events import Finished, TextDelta
 from qwen_tui.engine.local import LocalEngine
-from qwen_tui.engine.params import LoadParams, Sampling
+from qwen_tui.engine.params import LoadParams, Sampling, flash_attn_type
 from qwen_tui.engine.resources import plan_threads
 from qwen_tui.testing import fixtures
 
@@ -43,7 +43,9 @@ class BareLlama:
         cp = llama_cpp.llama_context_default_params()
         cp.n_ctx, cp.n_batch, cp.n_ubatch = params.n_ctx, params.n_batch, params.n_batch
         cp.n_threads, cp.n_threads_batch = params.n_threads, params.n_threads_batch
-        cp.flash_attn_type, cp.n_outputs_max, cp.no_perf = params.flash_attn, params.n_outputs_max, False
+        # the same flash-attention choice the app's worker makes (engine/params.py: off on CPU for auto)
+        cp.flash_attn_type = flash_attn_type(params.flash_attn, params.n_gpu_layers if llama_cpp.llama_supports_gpu_offload() else 0)
+        cp.n_outputs_max, cp.no_perf = params.n_outputs_max, False
         self.ctx = llama_cpp.llama_init_from_model(self.model, cp)
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(self.model))
         self.batch = llama_cpp.llama_batch_init(PP, 0, 1)

@@ -12,6 +12,10 @@ counts (the first use on an engine checks this once against a whole-prompt count
 to whole-prompt counting if it does not hold). Pieces are cached by their text, so a turn only
 tokenizes the messages that are new since the last turn.
 
+Images attached to messages (`"images": [path, ...]`) count what they fill in the window: the
+template writes three special tokens per image, the engine puts the image's tokens there
+(`image_cost.py`: estimated from the image's size the way the engine scales it).
+
 Settings come from the `[context]` table of config.toml (`ContextSettings.from_config`).
 """
 
@@ -23,7 +27,10 @@ from collections import OrderedDict
 from dataclasses import dataclass, fields
 from typing import Any
 
+from qwen_tui.context.image_cost import ImageCost
+
 MARK = "<|im_start|>"
+IMAGE_MARK_TOKENS = 3  # <|vision_start|><|image_pad|><|vision_end|>, as the template renders an image
 CACHE_ENTRIES = 8192
 
 
@@ -121,6 +128,7 @@ class TokenCounter:
         self._cache_entries = cache_entries
         self._additive: bool | None = None  # does splitting at MARK keep counts exact? checked once
         self.tokenized_chars = 0  # how much text actually went through the tokenizer (tests, benchmarks)
+        self._images: ImageCost | None = None  # made at first use: the engine's projector settings
 
     # -- text --------------------------------------------------------------------------------
 
@@ -169,9 +177,25 @@ class TokenCounter:
 
         return render_chat(None, messages, tools=tools, thinking=thinking)
 
+    @property
+    def images(self) -> ImageCost:
+        if self._images is None:
+            self._images = ImageCost.for_engine(self.engine)
+        return self._images
+
     def prompt_tokens(self, messages: list[dict], *, tools: list[dict] | None = None, thinking: bool | None = None) -> int:
-        """Exactly the number of tokens the engine will evaluate for this request."""
-        return self.text_prompt_tokens(self.render(clean(messages), tools=tools, thinking=thinking))
+        """The window this request fills: exactly the tokens the engine will evaluate for its text,
+        plus what its images fill (estimated: image_cost.py)."""
+        messages = clean(messages)
+        paths = [p for m in messages for p in (m.get("images") or [])]
+        if not paths:
+            return self.text_prompt_tokens(self.render(messages, tools=tools, thinking=thinking))
+        from qwen_tui.engine.images import split_images
+
+        parts, _ = split_images(messages)  # as the engine renders them: one image marker triple each
+        text = self.text_prompt_tokens(self.render(parts, tools=tools, thinking=thinking))
+        # the triple counted 3 tokens; the image fills its tokens + <|vision_start|>/<|vision_end|>
+        return text + sum(max(0, self.images.cells(p) - IMAGE_MARK_TOKENS) for p in paths)
 
     def message_tokens(self, message: dict) -> int:
         """One message's share of a prompt: its ChatML block (role line, content, reasoning and
@@ -186,7 +210,7 @@ class TokenCounter:
         if message.get("tool_calls"):
             parts.append(json.dumps(message["tool_calls"], ensure_ascii=False))
         parts.append("<|im_end|>\n")
-        return self.count_text("".join(parts))
+        return self.count_text("".join(parts)) + (self.images.message_cells(message) if message.get("images") else 0)
 
 
 def split_at_marks(prompt: str) -> list[str]:

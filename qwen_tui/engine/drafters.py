@@ -144,7 +144,7 @@ class MtpDrafter:
         cparams.n_ctx = runner.n_ctx  # one attention layer's KV cache over the whole context
         cparams.n_batch = cparams.n_ubatch = p.n_batch
         cparams.n_threads, cparams.n_threads_batch = p.n_threads, p.n_threads_batch
-        cparams.flash_attn_type = p.flash_attn
+        cparams.flash_attn_type = runner.flash_attn  # the main context's choice ([speed] flash_attn, CPU default)
         cparams.n_outputs_max = 1
         cparams.n_rs_seq = 0
         cparams.ctx_type = llama_cpp.LLAMA_CONTEXT_TYPE_MTP

@@ -1,6 +1,9 @@
-"""The only code that calls llama.cpp (through llama-cpp-python's ctypes bindings).
+"""The model runner: loads a model, creates its context, generates (llama.cpp through
+llama-cpp-python's ctypes bindings).
 
-It runs inside the engine's worker process. We drive llama.cpp's C API ourselves instead of
+It runs inside the engine's worker process, as do the other modules that call llama.cpp:
+prompt_eval.py (evaluating the prompt, prefix reuse), sampler_chain.py, checkpoints.py,
+speculative.py, vision.py. We drive llama.cpp's C API ourselves instead of
 `Llama.create_completion`, which re-detokenizes the whole completion on every token (+2.4 ms
 per token at 2K tokens, measured) and allocates an n_batch x n_vocab score matrix (~509 MB
 for Qwen 3.5's 248K vocabulary). Per token we do: sample (C), piece (C), feed one UTF-8
@@ -11,21 +14,21 @@ from __future__ import annotations
 
 import codecs
 import ctypes
-import re
 import time
 from collections.abc import Callable
 
 import llama_cpp
 
-from qwen_tui.engine import checkpoints, gpu_offload, speculative, thread_tuning
+from qwen_tui.engine import checkpoints, gpu_offload, sampler_chain, speculative, thread_tuning
 from qwen_tui.engine.errors import EngineError, ModelLoadError
 from qwen_tui.engine.events import Finished, Timings, Usage
-from qwen_tui.engine.params import LoadParams, Sampling
+from qwen_tui.engine.params import LoadParams, Sampling, flash_attn_type
+from qwen_tui.engine.prompt_eval import PromptEvaluation
 
 _backend_ready = False
 
 
-class LlamaRunner:
+class LlamaRunner(PromptEvaluation):
     """One model, one context, one sequence; remembers which tokens are in the context's memory."""
 
     def __init__(self, params: LoadParams, progress: Callable[[float], None] | None = None) -> None:
@@ -34,6 +37,7 @@ class LlamaRunner:
             llama_cpp.llama_backend_init()
             _backend_ready = True
         self.params = params
+        cpu_while_loading = thread_tuning.CpuLoad() if params.tune_threads else None  # others' use: the first look
         mparams = llama_cpp.llama_model_default_params()
         self.offload = gpu_offload.plan_for(params.path, params.n_ctx, params.n_gpu_layers)  # all, or what fits
         mparams.n_gpu_layers = self.offload.n_gpu_layers
@@ -55,7 +59,8 @@ class LlamaRunner:
         cparams.n_ubatch = params.n_batch
         cparams.n_threads = params.n_threads
         cparams.n_threads_batch = params.n_threads_batch
-        cparams.flash_attn_type = params.flash_attn
+        self.flash_attn = flash_attn_type(params.flash_attn, self.offload.n_gpu_layers)  # [speed] flash_attn
+        cparams.flash_attn_type = self.flash_attn
         cparams.n_outputs_max = params.n_outputs_max
         cparams.no_perf = False
         cparams.n_rs_seq = speculative.rollback_depth(params, self.model)  # recurrent-state snapshots for draft rollback
@@ -80,7 +85,7 @@ class LlamaRunner:
         im_start = self.tokenize("<|im_start|>", parse_special=True)
         self._boundary_tokens = frozenset(im_start) if len(im_start) == 1 else frozenset()
         self.speculative = speculative.attach(self)  # None: plain decoding
-        self.threads = thread_tuning.attach(self) if params.tune_threads else None  # measured, cached
+        self.threads = thread_tuning.attach(self, cpu_while_loading) if params.tune_threads else None  # measured, cached
         self.vision = None  # engine/vision.VisionEncoder, attached by the worker when an mmproj is loaded
 
     # -- vocabulary ------------------------------------------------------------------------
@@ -125,6 +130,7 @@ class LlamaRunner:
             "gpu_offload": bool(llama_cpp.llama_supports_gpu_offload()),
             "gpu_layers": self.offload.n_gpu_layers,
             "gpu_reason": self.offload.reason,
+            "flash_attn": {-1: "auto", 0: "off", 1: "on"}.get(self.flash_attn, str(self.flash_attn)),
             "recurrent": bool(llama_cpp.llama_model_is_recurrent(self.model) or llama_cpp.llama_model_is_hybrid(self.model)),
             "speculative": self.speculative.name if self.speculative is not None else None,
             "threads": self.threads.stats() if self.threads is not None else {},
@@ -160,93 +166,6 @@ class LlamaRunner:
         batch.n_tokens = 1
         return llama_cpp.llama_decode(self.ctx, batch)
 
-    def _reuse_prefix(self, prompt: list[int]) -> int:
-        """Keep what the context already holds of this prompt; return where evaluation starts.
-
-        An exact extension of the cached tokens costs nothing to keep. Otherwise the memory is
-        cut back to the divergence: `seq_rm` for attention-only models; for hybrid/recurrent
-        ones (whose state cannot roll back) the newest checkpoint at or below the divergence is
-        loaded and the attention tail removed. With no usable checkpoint: start over.
-        """
-        cached = self.cached
-        self._restored_at = None
-        common = checkpoints.common_prefix(cached, prompt)
-        if common == len(prompt):  # nothing new to evaluate: we still need the last position's logits
-            common -= 1
-        if common == len(cached):
-            return common
-        if not self.recurrent:
-            if common > 0 and llama_cpp.llama_memory_seq_rm(self.memory, 0, common, -1):
-                del cached[common:]
-                return common
-        else:
-            for cp in self.checkpoints.newest_at_or_below(common):
-                if cp.key != checkpoints.prefix_key(prompt, cp.n_tokens):
-                    self.checkpoints.discard(cp)  # not this prompt's prefix (cannot happen unless corrupted)
-                    continue
-                if checkpoints.restore(self.ctx, self.memory, cp):
-                    del cached[cp.n_tokens:]
-                    self.checkpoints.drop_after(cp.n_tokens)
-                    self.checkpoints.restored += 1
-                    self._restored_at = cp.n_tokens
-                    return cp.n_tokens
-                break  # llama.cpp refused it: the memory's state is unknown now, start over
-        self._reset()
-        return 0
-
-    def _checkpoint_stops(self, prompt: list[int], start: int) -> list[int]:
-        """Positions in the prompt where evaluation pauses to take a checkpoint."""
-        if not self.checkpoints.enabled:
-            return []
-        positions = self.checkpoints.positions()
-        return checkpoints.plan_positions(prompt, start, self._boundary_tokens,
-                                          last_taken=positions[-1] if positions else -1)
-
-    def _take_checkpoint(self, n_tokens: int) -> None:
-        if self.checkpoints.has(n_tokens):
-            return
-        t0 = time.perf_counter()
-        cp = checkpoints.save(self.ctx, self.cached, n_tokens)
-        if cp is not None and self.checkpoints.add(cp):
-            self.checkpoints.saved += 1
-        self.checkpoints.save_ms += (time.perf_counter() - t0) * 1000
-
-    def _evaluate_prompt(self, prompt: list[int], start: int, cancelled: Callable[[], bool]) -> bool:
-        """Evaluate prompt[start:] in n_batch chunks (pausing at checkpoint positions).
-
-        Returns False when cancelled. Abortable inside a chunk: the callback costs a Python call
-        per graph node, fine for a prompt chunk, too much per decoded token: it is unset after.
-        """
-        stops = self._checkpoint_stops(prompt, start)
-        self._abort_requested = cancelled
-        llama_cpp.llama_set_abort_callback(self.ctx, self._abort_cb, None)
-        try:
-            pos = start
-            end = len(prompt)
-            while pos < end:
-                if cancelled():
-                    return False
-                while stops and stops[0] < pos:
-                    stops.pop(0)
-                if stops and stops[0] == pos:
-                    self._take_checkpoint(pos)
-                    stops.pop(0)
-                stop = min(end, pos + self.params.n_batch, stops[0] if stops else end)
-                chunk = prompt[pos:stop]
-                vision = self.vision is not None and self.vision.has_placeholders(chunk)  # images: vision.py
-                rc = self.vision.decode(chunk, pos) if vision else self._decode(chunk, pos)
-                if rc == 2:  # aborted inside the chunk: keep what was evaluated before it
-                    self._rollback_to_cached()
-                    return False
-                if rc != 0:
-                    self._reset()
-                    raise EngineError(f"llama_decode failed on the prompt (code {rc})")
-                self.cached.extend(chunk)
-                pos = stop
-        finally:
-            llama_cpp.llama_set_abort_callback(self.ctx, llama_cpp.ggml_abort_callback(0), None)
-        return True
-
     def generate(
         self,
         prompt: list[int],
@@ -261,8 +180,16 @@ class LlamaRunner:
             raise EngineError("empty prompt")
         if len(prompt) >= self.n_ctx:
             raise EngineError(f"the prompt has {len(prompt):,} tokens; the context holds {self.n_ctx:,}")
-        if self.threads is not None:
-            self.threads.before_generate()  # fewer threads while other programs use the CPU
+        if self.threads is None:
+            return self._generate(prompt, t_start, max_tokens, sampling, emit_text, cancelled)
+        self.threads.before_generate()  # fewer threads while other programs use the CPU (no waiting)
+        try:
+            return self._generate(prompt, t_start, max_tokens, sampling, emit_text, cancelled)
+        finally:
+            self.threads.after_generate()  # after a cancel or an error too: the background looks resume
+
+    def _generate(self, prompt: list[int], t_start: float, max_tokens: int, sampling: Sampling,
+                  emit_text: Callable[[str], None], cancelled: Callable[[], bool]) -> Finished:
         start = self._reuse_prefix(prompt)
         evaluated = len(prompt) - start
 
@@ -270,7 +197,7 @@ class LlamaRunner:
             return self._finish_cancelled_prompt(prompt, evaluated, t_start)
         t_prompt = time.perf_counter()
 
-        sampler = self._make_sampler(sampling)
+        sampler = sampler_chain.build(self.vocab, sampling)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         sample, is_eog, decode_one = llama_cpp.llama_sampler_sample, llama_cpp.llama_vocab_is_eog, self._decode_one
         clock = time.perf_counter
@@ -318,8 +245,6 @@ class LlamaRunner:
         if tail:
             emit_text(tail)
         t_end = time.perf_counter()
-        if self.threads is not None:
-            self.threads.after_generate()
         return Finished(
             reason,
             Usage(len(prompt), evaluated, n_out),
@@ -330,71 +255,12 @@ class LlamaRunner:
                    **(self.vision.stats() if self.vision is not None else {})},
         )
 
-    def _rollback_to_cached(self) -> None:
-        """After an aborted batch: make the memory hold exactly `cached` again (or start over).
-
-        llama.cpp removes the aborted positions from the attention cache, but a recurrent state
-        may have been updated part-way: a checkpoint at or below the end of `cached` fixes it.
-        """
-        n = len(self.cached)
-        if not self.recurrent:
-            if n and llama_cpp.llama_memory_seq_rm(self.memory, 0, n, -1):
-                return
-        else:
-            for cp in self.checkpoints.newest_at_or_below(n):
-                if checkpoints.restore(self.ctx, self.memory, cp):
-                    del self.cached[cp.n_tokens:]
-                    self.checkpoints.drop_after(cp.n_tokens)
-                    return
-                break
-        self._reset()
-
-    def _finish_cancelled_prompt(self, prompt: list[int], evaluated: int, t_start: float) -> Finished:
-        # The memory holds exactly `cached` (the chunks evaluated before the cancel): the next
-        # request reuses them.
-        ms = (time.perf_counter() - t_start) * 1000
-        return Finished("cancelled", Usage(len(prompt), evaluated, 0), Timings(ms, 0.0, ms))
-
     def _reset(self) -> None:
         llama_cpp.llama_memory_clear(self.memory, True)
         self.cached.clear()
         self.checkpoints.clear()  # they need the attention cache of their prefix
         if self.speculative is not None:
             self.speculative.reset()
-
-    def _make_sampler(self, s: Sampling):
-        chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-        add = lambda smpl: llama_cpp.llama_sampler_chain_add(chain, smpl)  # noqa: E731
-        if s.grammar:
-            if s.grammar_trigger:
-                # Lazy: no cost per token until the trigger shows up (a 248K-vocabulary grammar costs
-                # ~10x a plain decode step, measured); then the grammar constrains from the trigger on.
-                pattern = "[\\s\\S]*?(" + re.escape(s.grammar_trigger) + "[\\s\\S]*)"
-                patterns = (ctypes.c_char_p * 1)(pattern.encode())
-                grammar = llama_cpp.llama_sampler_init_grammar_lazy_patterns(
-                    self.vocab, s.grammar.encode(), b"root", patterns, 1, None, 0)
-            else:
-                grammar = llama_cpp.llama_sampler_init_grammar(self.vocab, s.grammar.encode(), b"root")
-            if not grammar:
-                llama_cpp.llama_sampler_free(chain)
-                raise EngineError("the grammar does not parse (GBNF)")
-            add(grammar)
-        if s.logit_bias:
-            biases = (llama_cpp.llama_logit_bias * len(s.logit_bias))(*[
-                llama_cpp.llama_logit_bias(token, bias) for token, bias in s.logit_bias])
-            add(llama_cpp.llama_sampler_init_logit_bias(llama_cpp.llama_vocab_n_tokens(self.vocab), len(biases), biases))
-        if s.temperature <= 0:
-            add(llama_cpp.llama_sampler_init_greedy())
-            return chain
-        if s.top_k > 0:
-            add(llama_cpp.llama_sampler_init_top_k(s.top_k))
-        if s.top_p < 1.0:
-            add(llama_cpp.llama_sampler_init_top_p(s.top_p, 1))
-        if s.min_p > 0:
-            add(llama_cpp.llama_sampler_init_min_p(s.min_p, 1))
-        add(llama_cpp.llama_sampler_init_temp(s.temperature))
-        add(llama_cpp.llama_sampler_init_dist(s.seed))
-        return chain
 
     def set_threads(self, n_threads: int, n_threads_batch: int) -> None:
         llama_cpp.llama_set_n_threads(self.ctx, n_threads, n_threads_batch)
@@ -414,6 +280,8 @@ class LlamaRunner:
         llama_cpp.llama_perf_context_reset(self.ctx)
 
     def close(self) -> None:
+        if self.threads is not None:
+            self.threads.close()  # its background look
         if self.speculative is not None:
             self.speculative.close()  # its context refers to ours
         if self.vision is not None:

@@ -2,8 +2,9 @@
 
 The app never imports llama_cpp. It validates the file (gguf_header), plans memory and threads
 (resources), renders the chat template (template), and exchanges small messages with the worker.
-When the worker dies (abort, segfault) the caller gets a clear error, the worker is restarted,
-and a request that had produced no output yet is retried once. A crash in batched prompt
+The worker process itself (start, messages, why it died) is engine/worker_process.py. When the
+worker dies (abort, segfault) the caller gets a clear error, the worker is restarted, and a
+request that had produced no output yet is retried once. A crash in batched prompt
 evaluation with llama.cpp's extra (repacked/AMX) buffer types on is retried without them, and
 that choice is remembered for this machine.
 """
@@ -11,22 +12,15 @@ that choice is remembered for this machine.
 from __future__ import annotations
 
 import mmap
-import os
-import re
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
 from qwen_tui import paths
-from qwen_tui.engine.errors import EngineCrashed, EngineError, ModelLoadError
+from qwen_tui.engine.errors import EngineCrashed, EngineError
 from qwen_tui.engine.events import Event, Finished, Notice, Timings, Usage
 from qwen_tui.engine.gguf_header import GGUFHeader, read_header
 from qwen_tui.engine.machine import remember_extra_bufts_crash, remembered_extra_bufts  # noqa: F401 (re-export)
@@ -37,19 +31,7 @@ from qwen_tui.engine.resources import ContextPlan, ThreadPlan, plan_context, pla
 from qwen_tui.engine.prompt_tokens import PieceTokenizer
 from qwen_tui.engine.state_size import checkpoint_settings
 from qwen_tui.engine.template import TemplateError, prompt_opens_reasoning, render_chat
-
-LOAD_TIMEOUT_S = 600.0
-
-
-def _signal_name(exitcode: int | None) -> str:
-    if exitcode is None:
-        return "unknown"
-    if exitcode < 0:
-        try:
-            return signal.Signals(-exitcode).name
-        except ValueError:
-            return f"signal {-exitcode}"
-    return f"exit code {exitcode}"
+from qwen_tui.engine.worker_process import WorkerProcess
 
 
 class LocalEngine:
@@ -67,31 +49,31 @@ class LocalEngine:
         log_path: str | Path | None = None,
         speculative: SpeculativeParams | None = None,
         tune_threads: bool | None = None,
+        flash_attn: str | None = None,  # "auto" | "on" | "off"; None: [speed] flash_attn
         mmproj: str | None = None,  # vision projector; None: found next to the model / in the registry, "": none
     ) -> None:
         self._mmproj_choice = mmproj
         self.model_path = Path(model_path).expanduser()
         self._speed_choice = (speculative, tune_threads)  # None: from [speed] in the config file
+        self._flash_attn_choice = flash_attn
         self._requested_ctx = n_ctx
         self._requested_threads = (n_threads, n_threads_batch)
         self._requested_gpu_layers = n_gpu_layers
         self._extra_bufts_choice = use_extra_bufts
-        self.log_path = Path(log_path) if log_path else paths.log_dir() / "llama.log"
         self.header: GGUFHeader | None = None
         self.info: ModelInfo | None = None
         self._params: LoadParams | None = None
-        self._proc: subprocess.Popen | None = None
-        self._conn: Connection | None = None
         # One byte shared with the worker (an unlinked temp file, mapped by both): the worker
         # reads it between tokens, so cancelling costs no message and no syscall per token.
         self._cancel_file = tempfile.TemporaryFile(prefix="qwen-tui-cancel-")
         self._cancel_file.write(b"\0")
         self._cancel_file.flush()
         self._cancel = mmap.mmap(self._cancel_file.fileno(), 1)
+        log = Path(log_path) if log_path else paths.log_dir() / "llama.log"
+        self._worker = WorkerProcess(log, self._cancel_file.fileno())  # engine/worker_process.py
         self._lock = threading.Lock()
         self._unconfirmed_crash: str | None = None
         self._in_flight = False  # a generate request whose final message we have not read yet
-        self._log_offset = 0
         self.problems: list[str] = []  # configuration notes for the user (bad [context] values)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -149,13 +131,15 @@ class LocalEngine:
         return self.info
 
     def _speed_params(self) -> dict:
-        from qwen_tui.engine.speed_settings import speed_settings
+        from qwen_tui.engine.speed_settings import flash_attn_setting, speed_settings
 
         sp, tune, problems = speed_settings()
         self.problems.extend(p for p in problems if p not in self.problems)
         sp = self._speed_choice[0] or sp
         tune = tune if self._speed_choice[1] is None else self._speed_choice[1]
-        return {"speculative": sp, "tune_threads": tune and self._requested_threads == (None, None)}
+        fa, fa_problems = flash_attn_setting(None if self._flash_attn_choice is None else {"flash_attn": self._flash_attn_choice})
+        self.problems.extend(p for p in fa_problems if p not in self.problems)
+        return {"speculative": sp, "tune_threads": tune and self._requested_threads == (None, None), "flash_attn": fa}
 
     def _vision_params(self, gpu_layers: int | None) -> dict:
         from qwen_tui.engine.images import vision_settings
@@ -171,106 +155,16 @@ class LocalEngine:
 
     def _start(self, progress=None) -> dict:
         assert self._params is not None
-        self._stop_process()
-        parent_sock, child_sock = socket.socketpair()
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log_offset = self._log_size()
-        cancel_fd = self._cancel_file.fileno()
-        with self.log_path.open("ab") as log:
-            self._proc = subprocess.Popen(
-                [sys.executable, "-m", "qwen_tui.engine.worker", "--conn-fd", str(child_sock.fileno()),
-                 "--cancel-fd", str(cancel_fd)],
-                pass_fds=(child_sock.fileno(), cancel_fd),
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-        child_sock.close()
-        self._conn = Connection(parent_sock.detach())
-        self._conn.send(self._params)
-        deadline = time.monotonic() + LOAD_TIMEOUT_S
-        while True:
-            msg = self._recv(deadline)
-            if msg is None:
-                raise self._crash_error("while loading the model")
-            if msg[0] == "progress":
-                if progress is not None:
-                    progress(msg[1])
-            elif msg[0] == "ready":
-                return msg[1]
-            elif msg[0] == "load_error":
-                reason = self._log_reason() or msg[2]
-                self._stop_process()
-                raise ModelLoadError(f"{self.model_path.name}: {reason}")
+        return self._worker.start(self._params, progress)
 
-    def _recv(self, deadline: float | None = None):
-        """Next message from the worker, or None if it died (its end of the socket closed)."""
-        assert self._conn is not None
-        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-        if not wait([self._conn], timeout):
-            self._stop_process()
-            raise EngineError("llama.cpp did not answer in time; the engine was stopped")
-        try:
-            return self._conn.recv()
-        except (EOFError, OSError):
-            return None
-
-    def _log_size(self) -> int:
-        try:
-            return self.log_path.stat().st_size
-        except OSError:
-            return 0
-
-    def _log_reason(self) -> str:
-        """The most telling line llama.cpp logged since the worker started (an assert, an error)."""
-        try:
-            with self.log_path.open("rb") as f:
-                f.seek(self._log_offset)
-                lines = f.read().decode("utf-8", "replace").splitlines()
-        except OSError:
-            return ""
-        for marker in ("GGML_ASSERT", "GGML_ABORT", "error loading model:", "unknown model architecture", "error:"):
-            for line in reversed(lines):
-                if marker in line:
-                    text = line.strip().split("error loading model: ", 1)[-1]
-                    return re.sub(r"\S*/([^/\s]+\.(?:c|cc|cpp|h)):", r"\1:", text)  # drop build paths
-        return ""
-
-    def _crash_error(self, when: str) -> EngineCrashed:
-        proc = self._proc
-        code = None
-        if proc is not None:
-            try:
-                code = proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                code = proc.wait()
-        sig = _signal_name(code)
-        reason = self._log_reason()
-        self._conn = None
-        msg = f"llama.cpp crashed ({sig}) {when}" + (f": {reason}" if reason else "")
-        return EngineCrashed(msg, signal_name=sig, log_tail=reason)
-
-    def _stop_process(self) -> None:
-        proc, conn = self._proc, self._conn
-        self._proc = self._conn = None
-        if conn is not None:
-            try:
-                conn.send(("shutdown",))
-                if conn.poll(2):
-                    conn.recv()
-            except (EOFError, OSError, BrokenPipeError):
-                pass
-            conn.close()
-        if proc is not None:
-            try:
-                proc.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    @property
+    def log_path(self) -> Path:
+        """llama.cpp's log (the worker's stdout and stderr)."""
+        return self._worker.log_path
 
     def close(self) -> None:
         self._drain_abandoned()
-        self._stop_process()
+        self._worker.stop()
 
     def __enter__(self) -> LocalEngine:
         return self
@@ -280,7 +174,7 @@ class LocalEngine:
 
     @property
     def alive(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None and self._conn is not None
+        return self._worker.alive
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -293,10 +187,10 @@ class LocalEngine:
     def _call(self, *msg):
         with self._lock:
             self._ensure_running()
-            self._conn.send(msg)
-            reply = self._recv()
+            self._worker.send(msg)
+            reply = self._worker.recv()
             if reply is None:
-                err = self._crash_error(f"during {msg[0]}")
+                err = self._worker.crash_error(f"during {msg[0]}")
                 self._restart_quietly()
                 raise err
             return reply
@@ -367,12 +261,12 @@ class LocalEngine:
 
     def _drain_abandoned(self) -> None:
         """The caller stopped reading mid-stream: stop the worker and consume what it still sends."""
-        if not self._in_flight or self._conn is None:
+        if not self._in_flight or self._worker.conn is None:
             return
         self._cancel[0] = 1
         try:
             while True:
-                msg = self._recv(time.monotonic() + 30)
+                msg = self._worker.recv(time.monotonic() + 30)
                 if msg is None or msg[0] in ("finished", "error"):
                     break
         except EngineError:
@@ -392,10 +286,10 @@ class LocalEngine:
         return tokens
 
     def _worker_tokenize(self, prompt: str, images: list[str] | None = None) -> list[int]:
-        self._conn.send(("tokenize", prompt, True, images) if images else ("tokenize", prompt, True))
-        reply = self._recv()
+        self._worker.send(("tokenize", prompt, True, images) if images else ("tokenize", prompt, True))
+        reply = self._worker.recv()
         if reply is None:
-            err = self._crash_error("while tokenizing")
+            err = self._worker.crash_error("while tokenizing")
             self._restart_quietly()
             raise err
         if reply[0] == "error":  # an image that could not be read or encoded
@@ -406,15 +300,15 @@ class LocalEngine:
         for attempt in range(2):
             produced = False
             self._ensure_running()
-            self._log_offset = self._log_size()
-            self._conn.send(("generate", tokens, max_tokens, sampling))
+            self._worker.mark_log()
+            self._worker.send(("generate", tokens, max_tokens, sampling))
             self._in_flight = True
             while True:
-                msg = self._recv()
+                msg = self._worker.recv()
                 if msg is None or msg[0] in ("finished", "error"):
                     self._in_flight = False
                 if msg is None:
-                    err = self._crash_error("while generating")
+                    err = self._worker.crash_error("while generating")
                     recovered = self._recover_from_crash(err, produced)
                     if recovered and not produced and attempt == 0:
                         yield Notice(recovered)
@@ -470,9 +364,9 @@ class LocalEngine:
         """Make llama.cpp fail inside the worker (tests prove the caller survives)."""
         with self._lock:
             self._ensure_running()
-            self._conn.send(("abort_for_test", how))
-            msg = self._recv()
-            err = self._crash_error("on purpose")
+            self._worker.send(("abort_for_test", how))
+            msg = self._worker.recv()
+            err = self._worker.crash_error("on purpose")
             if msg is not None:
                 raise EngineError(f"the worker did not crash: {msg!r}")
         raise err

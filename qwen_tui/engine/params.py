@@ -21,6 +21,19 @@ class SpeculativeParams:
     adaptive: bool = True  # pause drafting while drafted steps are measured slower than plain ones
 
 
+# What `flash_attn = "auto"` means on a CPU-only load: off. benchmarks/flash_attn.py, two runs on
+# this project's 2-core CPU (docs/context.md): FA on vs off, mean over the demo model, the tiny
+# qwen35 and the 0.8B-shaped qwen35 at 0/2K/8K cached tokens, took 1.06x / 1.10x the prompt-eval
+# time and decoded at 0.94x / 0.93x the speed; at 8K the demo model evaluated prompts 1.44x / 1.58x
+# slower and decoded at half the speed with FA on. llama.cpp's own auto would turn it on.
+CPU_FLASH_ATTN = 0
+
+
+def flash_attn_type(requested: int, gpu_layers: int) -> int:
+    """The llama_flash_attn_type a context gets: the request, or for "auto" on CPU our measured default."""
+    return CPU_FLASH_ATTN if requested == -1 and gpu_layers == 0 else requested
+
+
 @dataclass(frozen=True)
 class LoadParams:
     path: str
@@ -30,7 +43,9 @@ class LoadParams:
     n_gpu_layers: int = 0
     use_extra_bufts: bool = True
     n_batch: int = 512
-    flash_attn: int = -1  # llama.cpp's "auto"
+    # [speed] flash_attn: -1 auto, 0 off, 1 on. Auto is llama.cpp's choice when layers run on a
+    # GPU, and CPU_FLASH_ATTN on CPU only (llama.cpp's auto would enable it there too).
+    flash_attn: int = -1
     # Logits rows reserved per batch. We need one per prompt chunk (and a few for draft
     # verification later); llama.cpp's default (n_batch) costs n_vocab x 512 floats: 485 MiB of
     # compute buffer for Qwen 3.5's 248K vocabulary.

@@ -8,6 +8,7 @@
     lookup_ngram_max = 4
     draft_adaptive = true  # pause drafting while drafted steps measure slower than plain ones
     tune_threads = true    # measure thread counts at first load, use fewer when the CPU is busy
+    flash_attn = "auto"    # "auto": llama.cpp's choice with a GPU, off on CPU (params.py CPU_FLASH_ATTN) | "on" | "off"
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 from qwen_tui.engine.params import SpeculativeParams
 
 MODES = ("auto", "mtp", "lookup", "off")
+FLASH_ATTN = {"auto": -1, "on": 1, "off": 0}  # llama.cpp's llama_flash_attn_type values
 
 
 def speed_settings(table: dict | None = None) -> tuple[SpeculativeParams, bool, list[str]]:
@@ -50,3 +52,17 @@ def speed_settings(table: dict | None = None) -> tuple[SpeculativeParams, bool, 
     sp = SpeculativeParams(mode, number("draft_max", d.draft_max, 1, 8, int),
                            number("mtp_p_min", d.p_min, 0.0, 1.0, float), n_min, n_max, flag("draft_adaptive"))
     return sp, flag("tune_threads"), problems
+
+
+def flash_attn_setting(table: dict | None = None) -> tuple[int, list[str]]:
+    """`[speed] flash_attn` as llama.cpp's flash_attn_type (-1 auto, 0 off, 1 on), and problems."""
+    problems: list[str] = []
+    if table is None:
+        from qwen_tui.config import load_table
+
+        table, problems = load_table("speed")
+    value = table.get("flash_attn", "auto")
+    if value not in FLASH_ATTN or isinstance(value, bool):
+        problems.append(f"[speed] flash_attn must be one of {', '.join(FLASH_ATTN)}, not {value!r}; using auto")
+        value = "auto"
+    return FLASH_ATTN[value], problems

@@ -10,11 +10,13 @@ spun on one core.
 So, at the first load of a model on a machine (the result is cached in the user cache dir,
 keyed by CPU model, usable CPUs, physical cores and the model file), the worker times a few
 single-token decodes and one small batch at each candidate thread count (1, 2, 3, 4, 6, 8 ...
-up to the physical cores), within a time budget. Before every generation it reads how much
+up to the physical cores), within a time budget. Before every generation it takes how much
 CPU the *other* processes used (from /proc/stat minus its own time, steal included: on a VM
-that is another guest using our core) since the last look, including during the previous
-generation (the UI's own rendering counts as other), and uses the fastest measured count that
-fits in the cores left, preferring fewer threads when within 5% of the fastest.
+that is another guest using our core) over the last quarter to half second and during the
+previous generation (the UI's own rendering counts as other), and uses the fastest measured
+count that fits in the cores left, preferring fewer threads when within 5% of the fastest.
+That costs no waiting: a background thread of the worker looks at /proc/stat every 0.25 s while
+no generation runs (engine/cpu_load.py), so the figure for "just now" is ready when a request comes.
 
 Only an idle machine is measured (busy, we would time the other programs); until then the
 core-count plan is used, capped by the load like a measured result.
@@ -31,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qwen_tui import paths
+from qwen_tui.engine.cpu_load import CpuLoad, RecentLoad
 from qwen_tui.engine.machine import cpu_model
 
 MARGIN = 0.05  # fewer threads win when within 5% of the fastest
@@ -101,50 +104,6 @@ def decide(m: Measurement, usable: int, others: float) -> ThreadChoice:
     return ThreadChoice(n, nb, why)
 
 
-# -- what other processes use -------------------------------------------------------------------
-
-
-def _read_cpu_seconds() -> tuple[float, float] | None:
-    """(busy seconds of all CPUs incl. steal, this process's CPU seconds), or None off Linux."""
-    try:
-        hz = os.sysconf("SC_CLK_TCK")
-        with open("/proc/stat") as f:
-            fields = f.readline().split()
-        user, nice, system, idle, iowait, irq, softirq, steal = (int(x) for x in fields[1:9])
-        busy = (user + nice + system + irq + softirq + steal) / hz
-        with open("/proc/self/stat") as f:
-            own = f.read().rsplit(")", 1)[1].split()
-        mine = (int(own[11]) + int(own[12])) / hz  # utime, stime of all our threads
-        return busy, mine
-    except (OSError, ValueError, IndexError, AttributeError):
-        return None
-
-
-class CpuLoad:
-    """Cores used by other processes between two looks (None where /proc is not available)."""
-
-    def __init__(self, read: Callable[[], tuple[float, float] | None] = _read_cpu_seconds,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
-        self._read, self._clock, self._sleep = read, clock, sleep
-        self._last = (clock(), read())
-
-    def mark(self) -> None:
-        """Start a new window now."""
-        self._last = (self._clock(), self._read())
-
-    def others(self, min_window: float = 0.1) -> float | None:
-        t0, first = self._last
-        if first is None:
-            return None
-        if self._clock() - t0 < min_window:
-            self._sleep(min_window - (self._clock() - t0))
-        now, second = self._clock(), self._read()
-        self._last = (now, second)
-        if second is None or now <= t0:
-            return None
-        return max(0.0, ((second[0] - first[0]) - (second[1] - first[1])) / (now - t0))
-
-
 # -- cache --------------------------------------------------------------------------------------
 
 
@@ -212,22 +171,38 @@ class ThreadTuner:
     measurement: Measurement
     usable: int
     set_threads: Callable[[int, int], None]
-    load: CpuLoad = field(default_factory=CpuLoad)
+    load: CpuLoad = field(default_factory=CpuLoad)  # what others use while we generate
+    recent: RecentLoad = field(default_factory=RecentLoad)  # what they used just before
     choice: ThreadChoice | None = None
     others: float = 0.0
+    idle: float = 0.0  # what others used just before the last generation (or at load)
     during: float = 0.0  # what others used while we last generated (the UI drawing our stream, too)
     measured_now: bool = False
+    look_ms: float = 0.0  # what choosing cost before the last generation
 
-    def before_generate(self) -> ThreadChoice:
-        """Look at the load for 0.1 s and at the last generation's; apply the counts that fit."""
-        self.load.mark()
-        now = self.load.others(0.1)
-        self.others = max(now if now is not None else 0.0, self.during)
-        choice = decide(self.measurement, self.usable, self.others)
+    def apply(self, others: float) -> ThreadChoice:
+        """Set the thread counts that fit when other processes use `others` cores."""
+        self.others = others
+        choice = decide(self.measurement, self.usable, others)
         if self.choice is None or (choice.n_threads, choice.n_threads_batch) != (
                 self.choice.n_threads, self.choice.n_threads_batch):
             self.set_threads(choice.n_threads, choice.n_threads_batch)
         self.choice = choice
+        return choice
+
+    def before_generate(self) -> ThreadChoice:
+        """Apply the counts that fit the last half second's load and the last generation's.
+
+        No waiting: the last half second comes from the background looks (RecentLoad).
+        """
+        t0 = time.perf_counter()
+        now = self.recent.others()
+        if now is not None:
+            self.idle = now
+        self.recent.pause()
+        self.load.mark()
+        choice = self.apply(max(self.idle, self.during))
+        self.look_ms = (time.perf_counter() - t0) * 1000
         return choice
 
     def after_generate(self) -> None:
@@ -235,25 +210,33 @@ class ThreadTuner:
         during = self.load.others(0.0)
         if during is not None:
             self.during = during
+        self.recent.resume()
+
+    def close(self) -> None:
+        self.recent.close()
 
     def stats(self) -> dict:
         c = self.choice
         return {} if c is None else {"n_threads": c.n_threads, "n_threads_batch": c.n_threads_batch,
-                                     "threads_reason": c.reason, "cpu_used_by_others": round(self.others, 2)}
+                                     "threads_reason": c.reason, "cpu_used_by_others": round(self.others, 2),
+                                     "threads_look_ms": round(self.look_ms, 3)}
 
 
 def tune(key: str, usable: int, cores: int, step: Callable[[int], tuple[float, float]],
          set_threads: Callable[[int, int], None], load: CpuLoad | None = None,
-         fallback: tuple[int, int] = (1, 1)) -> ThreadTuner:
+         fallback: tuple[int, int] = (1, 1), recent: RecentLoad | None = None) -> ThreadTuner:
     """Use the cached measurement for this machine and model, or measure (and cache) it now.
 
     Only an idle machine is measured: with other programs busy, a measurement would time them.
     Until then a cached busy-time result, or else `fallback` (the core-count plan), is used.
+    `load` should have been made before the model was loaded: what others used meanwhile is
+    the first look (a 0.1 s one only where that window was shorter, or busy: to be sure).
     """
     load = load or CpuLoad()
     cached = load_cached(key)
-    load.mark()
     now = load.others(0.1) or 0.0
+    if now > BUSY_AT_MEASURE:  # busy while we loaded: is it still?
+        now = load.others(0.1) or 0.0
     busy_now = now > BUSY_AT_MEASURE
     fresh = not busy_now and (cached is None or cached.busy > BUSY_AT_MEASURE)
     if fresh:
@@ -263,8 +246,8 @@ def tune(key: str, usable: int, cores: int, step: Callable[[int], tuple[float, f
         m = cached
     else:
         m = Measurement({fallback[0]: 1.0}, {fallback[1]: 1.0}, now, time.strftime("%Y-%m-%d %H:%M:%S"), measured=False)
-    tuner = ThreadTuner(m, usable, set_threads, load, measured_now=fresh)
-    tuner.before_generate()
+    tuner = ThreadTuner(m, usable, set_threads, load, recent or RecentLoad(), idle=now, measured_now=fresh)
+    tuner.apply(now)
     return tuner
 
 
@@ -296,8 +279,11 @@ def decode_timer(decode: Callable[[list[int], int], int], reset: Callable[[], No
     return step
 
 
-def attach(runner) -> ThreadTuner:
-    """Tune a LlamaRunner (duck-typed: _decode, _reset, set_threads, tokenize, params)."""
+def attach(runner, since: CpuLoad | None = None) -> ThreadTuner:
+    """Tune a LlamaRunner (duck-typed: _decode, _reset, set_threads, tokenize, params).
+
+    `since`: a CpuLoad made before the model was loaded (its window is the first look).
+    """
     from qwen_tui.engine.resources import physical_cores, usable_cpus
 
     usable = usable_cpus()
@@ -306,4 +292,4 @@ def attach(runner) -> ThreadTuner:
     key = cache_key(p.path, usable, cores, p.n_gpu_layers)
     token = (runner.tokenize("Hello") or [0])[0]
     return tune(key, usable, cores, decode_timer(runner._decode, runner._reset, runner.set_threads, token),
-                runner.set_threads, fallback=(p.n_threads, p.n_threads_batch))
+                runner.set_threads, load=since, fallback=(p.n_threads, p.n_threads_batch))

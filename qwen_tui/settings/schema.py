@@ -80,6 +80,9 @@ SECTIONS: tuple[Section, ...] = (
         Key("lookup_ngram_max", "int", 4, "Prompt lookup: the longest.", min=1, max=16),
         Key("draft_adaptive", "bool", True, "Pause drafting while drafted steps measure slower than plain ones."),
         Key("tune_threads", "bool", True, "Measure thread counts at first load; use fewer when the CPU is busy."),
+        Key("flash_attn", "str", "auto", "Flash attention: \"auto\" (llama.cpp's choice with a GPU; off on CPU, "
+            "where it measured slower with long contexts: benchmarks/flash_attn.py), \"on\", \"off\".",
+            choices=("auto", "on", "off")),
     )),
     Section("vision", "Image input (a vision projector, mmproj-*.gguf).", (
         Key("enabled", "bool", True, "Use a projector when one is found for the model."),

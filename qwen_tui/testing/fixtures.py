@@ -16,6 +16,7 @@ import platformdirs
 
 TINY_QWEN35 = "tiny-qwen35.gguf"
 TINY_QWEN35_NEXTN = "tiny-qwen35-nextn.gguf"
+SHAPED_QWEN35_0_8B = "qwen35-0.8b-shaped-4layers.gguf"
 
 
 class FixtureMissing(Exception):
@@ -54,6 +55,18 @@ def tiny_qwen35(nextn: bool = False) -> Path:
         from qwen_tui.testing.tiny_qwen35 import build_tiny_qwen35
 
         build_tiny_qwen35(path, qwen35_template(), nextn=nextn)
+    return path
+
+
+def shaped_qwen35_0_8b(say=print) -> Path:
+    """Random weights at Qwen 3.5 0.8B's per-block widths (qwen_tui/testing/qwen35_shapes.py), 4 layers,
+    Q8_0 (~370 MB): built on demand by the benchmarks that use it, not by `prepare`."""
+    path = fixtures_dir() / SHAPED_QWEN35_0_8B
+    if not path.exists():
+        from qwen_tui.testing.tiny_qwen35 import SHAPED_0_8B, build_tiny_qwen35
+
+        say(f"building {path.name} (random weights, Qwen 3.5 0.8B widths; once) ...")
+        build_tiny_qwen35(path, qwen35_template(), shape=SHAPED_0_8B)
     return path
 
 

@@ -6,8 +6,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from qwen_tui import paths
 from qwen_tui.engine import thread_tuning as tt
+from qwen_tui.engine.cpu_load import CpuLoad, RecentLoad
 from qwen_tui.engine.resources import usable_cpus
 
 TWO_CORES = tt.Measurement(decode={1: 10.0, 2: 25.0}, batch={1: 40.0, 2: 78.0})  # idle: 2 threads 2.5x faster
@@ -44,44 +47,93 @@ def test_candidates_reach_the_core_count():
 
 
 class FakeCpu:
-    """/proc/stat as a test controls it: `others` cores busy besides us, per second."""
+    """/proc/stat as a test controls it: `others` cores busy besides us, per second.
+
+    Time passes only through `advance` (and a CpuLoad's waits, which are counted); RecentLoad's
+    background look is played by `advance` every LOOK_PERIOD_S, as the worker's thread would.
+    """
 
     def __init__(self) -> None:
         self.t = 0.0
         self.busy = 0.0
+        self.mine = 0.0  # what our own process used: never "others"
         self.others = 0.0
+        self.waits: list[float] = []
+        self._recent: list[RecentLoad] = []
 
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
-        self.busy += self.others * seconds
+    def advance(self, seconds: float, mine: float = 0.0) -> None:
+        end = self.t + seconds
+        while self.t < end - 1e-9:
+            step = min(0.05, end - self.t)
+            self.t += step
+            self.busy += (self.others + mine) * step
+            self.mine += mine * step
+            for recent in self._recent:
+                if round(self.t / recent.period, 6).is_integer():
+                    recent.tick()
 
-    def load(self) -> tt.CpuLoad:
-        return tt.CpuLoad(read=lambda: (self.busy, 0.0), clock=lambda: self.t, sleep=self.advance)
+    def wait(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.advance(seconds)
+
+    def read(self) -> tuple[float, float]:
+        return self.busy, self.mine
+
+    def load(self) -> CpuLoad:
+        return CpuLoad(read=self.read, clock=lambda: self.t, sleep=self.wait)
+
+    def recent(self) -> RecentLoad:
+        recent = RecentLoad(read=self.read, clock=lambda: self.t, thread=False)
+        self._recent.append(recent)
+        return recent
+
+    def tuner(self, m: tt.Measurement = TWO_CORES, usable: int = 2, applied: list | None = None) -> tt.ThreadTuner:
+        set_threads = (lambda n, nb: applied.append((n, nb))) if applied is not None else (lambda n, nb: None)
+        return tt.ThreadTuner(m, usable, set_threads, self.load(), self.recent())
 
 
 def test_cpu_load_counts_what_others_used_since_the_last_look():
     cpu = FakeCpu()
     load = cpu.load()
     cpu.others = 1.0
-    cpu.advance(2.0)
-    assert load.others() == 1.0
+    cpu.advance(2.0, mine=0.8)  # our own use (the model decoding) is not "others"
+    assert load.others() == pytest.approx(1.0)
     cpu.others = 0.25
     cpu.advance(4.0)
-    assert load.others() == 0.25
-    unknown = tt.CpuLoad(read=lambda: None)
+    assert load.others() == pytest.approx(0.25)
+    unknown = CpuLoad(read=lambda: None)
     assert unknown.others() is None  # no /proc: no adaptation
+
+
+def test_recent_load_answers_for_the_last_half_second_without_waiting():
+    cpu = FakeCpu()
+    recent = cpu.recent()
+    assert recent.others() is None  # no window yet: nothing to say
+    cpu.others = 1.0
+    cpu.advance(3.0, mine=1.0)
+    cpu.others = 0.0
+    cpu.advance(0.1)
+    assert recent.others() == pytest.approx(0.25 / 0.35)  # since the newest look at least 0.25 s old
+    cpu.advance(0.3)
+    assert recent.others() == pytest.approx(0.0)  # what ran seconds ago is not the load now
+    assert cpu.t == pytest.approx(3.4) and cpu.waits == []
+    assert RecentLoad(read=lambda: None, thread=False).others() is None  # no /proc
 
 
 def test_real_cpu_load_sees_a_spinning_process():
     spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(usable_cpus())]
+    recent = RecentLoad(period=0.2)  # the worker's background look, on a real thread
     try:
-        load = tt.CpuLoad()
+        load = CpuLoad()
         others = load.others(min_window=0.6)
+        now = recent.others()
     finally:
+        recent.close()
         for p in spinners:
             p.kill()
             p.wait()
     assert others is not None and others >= usable_cpus() - 0.7
+    assert now is not None and now >= usable_cpus() - 0.7
 
 
 def test_measured_once_then_cached_and_adapted_per_generation(isolated_home):
@@ -95,41 +147,78 @@ def test_measured_once_then_cached_and_adapted_per_generation(isolated_home):
 
     applied: list[tuple[int, int]] = []
     key = tt.cache_key("model.gguf", 2, 2)
+    load = cpu.load()  # made before the model loads: the load time is the first look
+    cpu.advance(0.5, mine=1.0)
     tuner = tt.tune(key, usable=2, cores=2, step=step, set_threads=lambda n, nb: applied.append((n, nb)),
-                    load=cpu.load())
+                    load=load, recent=cpu.recent())
     assert measured == [1, 2] and tuner.measured_now
     assert applied == [(2, 2)]
+    assert cpu.waits == []  # loading took longer than a look needs
     cached = json.loads((paths.cache_dir() / "threads.json").read_text())[key]
     assert cached["decode"] == {"1": 10.0, "2": 25.0}
 
-    again = tt.tune(key, usable=2, cores=2, step=step, set_threads=lambda n, nb: None, load=cpu.load())
+    load_again = cpu.load()
+    cpu.advance(0.3, mine=1.0)  # loading the model again
+    again = tt.tune(key, usable=2, cores=2, step=step, set_threads=lambda n, nb: None, load=load_again,
+                    recent=cpu.recent())
     assert measured == [1, 2] and not again.measured_now  # from the cache
 
     # Another program starts spinning: the next generation uses one thread, and two again after.
     cpu.others = 1.0
     cpu.advance(1.0)
-    assert tuner.before_generate().n_threads == 1  # a 0.1 s look right before generating
-    cpu.advance(1.0)
+    assert tuner.before_generate().n_threads == 1  # the background looks saw it
+    cpu.advance(1.0, mine=1.0)
     tuner.after_generate()  # the generation shared the CPU
     cpu.others = 0.0
     cpu.advance(2.0)
     assert tuner.before_generate().n_threads == 1  # idle now, but the last generation was not
-    cpu.advance(1.0)
+    cpu.advance(1.0, mine=2.0)
     tuner.after_generate()
     assert tuner.before_generate().n_threads == 2
     assert applied == [(2, 2), (1, 1), (2, 2)]  # set only when the choice changes
+    assert cpu.waits == []
+
+
+def test_no_waiting_before_a_generation(isolated_home):
+    """Choosing the threads costs no look-and-wait on the critical path (it used to cost 0.1 s)."""
+    cpu = FakeCpu()
+    tuner = cpu.tuner()
+    for busy in (1.0, 0.0, 1.0):
+        cpu.others = busy
+        cpu.advance(0.6)
+        before = cpu.t
+        choice = tuner.before_generate()
+        assert cpu.t == before and cpu.waits == []  # no time passed while choosing
+        assert choice.n_threads == (1 if busy else 2)  # and it still saw the load just before
+        cpu.others = 0.0
+        cpu.advance(0.5, mine=2.0)
+        tuner.after_generate()
+    assert tuner.stats()["threads_look_ms"] >= 0
+
+
+def test_no_background_looks_while_generating(isolated_home):
+    cpu = FakeCpu()
+    tuner = cpu.tuner()
+    tuner.before_generate()
+    looks = len(tuner.recent._looks)
+    cpu.advance(3.0, mine=2.0)  # a long generation: the background thread stays quiet
+    assert len(tuner.recent._looks) == looks
+    tuner.after_generate()
+    cpu.advance(0.25)
+    assert len(tuner.recent._looks) > looks
 
 
 def test_load_between_generations_does_not_count(isolated_home):
     """Another model's run between two of ours (as in a benchmark) is not a busy machine."""
     cpu = FakeCpu()
-    tuner = tt.ThreadTuner(TWO_CORES, 2, lambda n, nb: None, cpu.load())
+    tuner = cpu.tuner()
     assert tuner.before_generate().n_threads == 2
     cpu.advance(1.0)
     tuner.after_generate()
     cpu.others = 1.0
     cpu.advance(5.0)  # something else ran while we waited
     cpu.others = 0.0
+    cpu.advance(0.5)  # ... and finished before our next request
     assert tuner.before_generate().n_threads == 2
 
 
@@ -144,15 +233,16 @@ def test_a_busy_machine_is_not_measured_until_idle(isolated_home):
 
     key = tt.cache_key("busy.gguf", 2, 2)
     cpu.others = 1.0  # busy at load: measuring would time the other program
-    first = tt.tune(key, 2, 2, step, lambda n, nb: None, load=cpu.load(), fallback=(2, 2))
+    first = tt.tune(key, 2, 2, step, lambda n, nb: None, load=cpu.load(), fallback=(2, 2), recent=cpu.recent())
     assert calls == [] and not first.measured_now
     assert first.choice.n_threads == 1 and first.choice.reason.startswith("busy machine")
+    assert len(cpu.waits) == 2  # a fresh look to be sure it is still busy: only a busy load pays for it
     assert tt.load_cached(key) is None  # nothing cached: the next load tries again
     cpu.others = 0.0
     cpu.advance(1.0)
     choice = first.before_generate()  # idle again: the core-count plan
     assert (choice.n_threads, choice.reason) == (2, "not measured yet (busy at load), 2 by core count")
-    redone = tt.tune(key, 2, 2, step, lambda n, nb: None, load=cpu.load(), fallback=(2, 2))
+    redone = tt.tune(key, 2, 2, step, lambda n, nb: None, load=cpu.load(), fallback=(2, 2), recent=cpu.recent())
     assert redone.measured_now and calls == [1, 2]
     assert redone.choice.n_threads == 2 and tt.load_cached(key).decode == TWO_CORES.decode
 
@@ -171,7 +261,7 @@ def test_a_real_measurement_of_the_tiny_model(tiny_qwen35_path):
 
         before = answer()
         step = tt.decode_timer(runner._decode, runner._reset, runner.set_threads, runner.tokenize("Hello")[0])
-        m = tt.measure(step, tt.candidates(min(usable_cpus(), 2)), tt.CpuLoad())
+        m = tt.measure(step, tt.candidates(min(usable_cpus(), 2)), CpuLoad())
         assert 1 in m.decode and all(v > 0 for v in m.decode.values()) and all(v > 0 for v in m.batch.values())
         runner.set_threads(1, 1)
         assert answer() == before  # measuring left no trace in the model's memory
@@ -196,3 +286,5 @@ def test_the_engine_reports_its_thread_choice(tiny_qwen35_path, isolated_home):
         or info.threads.reason.startswith("busy machine")
     assert f"{threads.n_threads}/{threads.n_threads_batch} threads" in engine.info.short_settings
     assert events[-1].extra["n_threads"] == threads.n_threads
+    # Choosing happened on the critical path without the old 0.1 s look at /proc/stat.
+    assert 0 <= events[-1].extra["threads_look_ms"] < 100

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from qwen_tui.testing.qwen35_tokenizer import _load_ranks
 from qwen_tui.testing.tiny_qwen35 import (
     EOS_ID,
     N_VOCAB,
     PAD_ID,
-    _load_ranks,
     build_tiny_qwen35,
     tiktoken_unreachable_tokens,
 )
