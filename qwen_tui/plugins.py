@@ -15,120 +15,45 @@ Isolation: each file runs as its own module (unique name, no bytecode cache, so 
 always seen) in its own try/except, and each hook is called per plugin (never one pluggy call
 over all), so a plugin whose import fails, whose hook raises or that implements an unknown
 hook is reported in `PluginInfo.error` and disabled; the others carry on.
+
+Where things are: finding and loading files in `plugin_files.py`; `PluginInfo`, `SessionInfo`,
+`Command` and the `register` callables in `plugin_info.py` (all re-exported here).
 """
 
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.util
-import itertools
 import logging
 import sys
 import threading
-import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 import pluggy
 
-import qwen_tui
-from qwen_tui import hookspecs, paths
-from qwen_tui.tools.tool import Tool, ToolDefinitionError
+from qwen_tui import hookspecs
+from qwen_tui.plugin_files import (
+    ENTRY_POINT_GROUP,
+    builtin_plugins_dir,
+    describe_error,
+    disabled_from_config,
+    load_module_from_file,
+    plugin_files,
+    user_plugins_dir,
+)
+from qwen_tui.plugin_info import (
+    Command,
+    PluginHookError,
+    PluginInfo,
+    SessionInfo,
+    command_registrar,
+    tool_registrar,
+)
+from qwen_tui.tools.tool import Tool
 
 log = logging.getLogger(__name__)
 
-ENTRY_POINT_GROUP = "qwen_tui"
 HOOK_NAMES = tuple(n for n, f in vars(hookspecs).items() if hasattr(f, f"{hookspecs.PROJECT}_spec"))
-_counter = itertools.count(1)
-
-
-def builtin_plugins_dir() -> Path:
-    return Path(qwen_tui.__file__).resolve().parent.parent / "plugins"
-
-
-def user_plugins_dir() -> Path:
-    return paths.config_dir() / "plugins"
-
-
-def disabled_from_config() -> set[str]:
-    """Plugin names in config.toml's ``[plugins] disabled`` (a broken file disables nothing)."""
-    try:
-        from qwen_tui.config import config_path, tomllib
-
-        data = tomllib.loads(config_path().read_text(encoding="utf-8"))
-        names = data.get("plugins", {}).get("disabled", [])
-        return {n for n in names if isinstance(n, str)}
-    except Exception:  # noqa: BLE001 - missing or broken config: nothing disabled
-        return set()
-
-
-class PluginHookError(Exception):
-    """A plugin's hook raised (the message names the hook and the error)."""
-
-
-@dataclass(frozen=True)
-class SessionInfo:
-    """What `extra_system_prompt` sees of the session (read-only)."""
-
-    workspace: Path
-    model: str | None = None
-
-
-@dataclass
-class Command:
-    name: str
-    fn: Callable[..., Any]
-    description: str
-    plugin: str
-
-
-@dataclass
-class PluginInfo:
-    """One plugin. `active`: its hooks and tools are in use. `error` with `active` True means a
-    reload failed and the previous version is still in use."""
-
-    name: str
-    source: str  # "builtin" | "entry point" | "user" | "path"
-    module: Any = None
-    error: str | None = None
-    tools: list[Tool] = field(default_factory=list)
-    path: Path | None = None
-    origin: str = ""  # the file, or "dist-name version" for an entry point
-    active: bool = False
-    disabled: bool = False
-    removed: bool = False
-    problems: list[str] = field(default_factory=list)  # per-tool/command problems (plugin still active)
-    commands: list[Command] = field(default_factory=list)
-
-
-def _describe_error(exc: BaseException, path: Path | None) -> str:
-    where = ""
-    if isinstance(exc, SyntaxError) and exc.lineno:
-        where = f"line {exc.lineno}: "
-    elif path is not None:
-        frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename) == path]
-        if frames:
-            where = f"line {frames[-1].lineno}: "
-    return f"{where}{type(exc).__name__}: {exc}" if str(exc) else f"{where}{type(exc).__name__}"
-
-
-def load_module_from_file(path: Path, source: str) -> ModuleType:
-    """Execute `path` as a fresh module with a unique name (no bytecode cache)."""
-    stem = "".join(c if c.isalnum() else "_" for c in path.stem)
-    modname = f"_qwen_tui_plugin_{source.replace(' ', '_')}_{stem}_{next(_counter)}"
-    spec = importlib.util.spec_from_file_location(modname, path)
-    if spec is None:
-        raise ImportError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[modname] = module
-    try:
-        exec(compile(path.read_bytes(), str(path), "exec"), module.__dict__)
-    except BaseException:
-        sys.modules.pop(modname, None)
-        raise
-    return module
 
 
 class PluginHost:
@@ -154,9 +79,7 @@ class PluginHost:
 
     @staticmethod
     def plugin_files(folder: Path) -> list[Path]:
-        if not folder.is_dir():
-            return []
-        return sorted(p.resolve() for p in folder.glob("*.py") if not p.name.startswith(("_", ".")))
+        return plugin_files(folder)
 
     def load_all(self) -> list[PluginInfo]:
         for path in self.plugin_files(self.builtin_dir):
@@ -185,7 +108,7 @@ class PluginHost:
         try:
             info.module = ep.load()
         except BaseException as exc:  # noqa: BLE001 - a broken plugin is reported, never fatal
-            return self._fail(info, f"cannot import {ep.value}: {_describe_error(exc, None)}")
+            return self._fail(info, f"cannot import {ep.value}: {describe_error(exc, None)}")
         self._activate(info)
         return info
 
@@ -198,7 +121,7 @@ class PluginHost:
         try:
             info.module = load_module_from_file(path, source)
         except BaseException as exc:  # noqa: BLE001
-            return self._fail(info, f"cannot import {path.name}: {_describe_error(exc, path)}")
+            return self._fail(info, f"cannot import {path.name}: {describe_error(exc, path)}")
         self._activate(info)
         return info
 
@@ -236,7 +159,7 @@ class PluginHost:
         try:
             module.plugin_unloading()
         except BaseException as exc:  # noqa: BLE001 - a plugin's cleanup never stops ours
-            log.warning("plugin %s: plugin_unloading raised %s", info.name, _describe_error(exc, info.path))
+            log.warning("plugin %s: plugin_unloading raised %s", info.name, describe_error(exc, info.path))
 
     def close(self) -> None:
         """qwen-tui is exiting: every active plugin releases what it holds."""
@@ -258,51 +181,16 @@ class PluginHost:
             with self._lock:
                 self.pm.register(info.module, name=info.name)
             info.tools, info.commands, info.problems = [], [], []
-            self._call(info, "register_tools", register=self._tool_registrar(info), raising=True)
-            self._call(info, "register_commands", register=self._command_registrar(info), raising=True)
+            self._call(info, "register_tools", register=tool_registrar(info), raising=True)
+            self._call(info, "register_commands", register=command_registrar(info), raising=True)
         except BaseException as exc:  # noqa: BLE001
-            message = str(exc) if isinstance(exc, (pluggy.PluginValidationError, PluginHookError)) else _describe_error(exc, info.path)
+            message = str(exc) if isinstance(exc, (pluggy.PluginValidationError, PluginHookError)) else describe_error(exc, info.path)
             self._fail(info, message)
             return False
         with self._lock:
             info.active = True
             self.generation += 1
         return True
-
-    def _tool_registrar(self, info: PluginInfo) -> Callable[..., None]:
-        def register(fn_or_obj: Any, name: str | None = None) -> None:
-            try:
-                if isinstance(fn_or_obj, type):
-                    raise ToolDefinitionError(f"register() got the class {fn_or_obj.__name__}; pass an instance")
-                if isinstance(fn_or_obj, Tool):  # built by Tool.from_schema (MCP, OpenAPI, ...)
-                    tools = [fn_or_obj]
-                elif callable(fn_or_obj) and (hasattr(fn_or_obj, "__code__") or hasattr(fn_or_obj, "__func__") or hasattr(fn_or_obj, "func")):
-                    tools = [Tool.from_function(fn_or_obj, name=name)]
-                else:
-                    tools = Tool.from_object(fn_or_obj, prefix=name)
-            except ToolDefinitionError as exc:
-                info.problems.append(str(exc))
-                return
-            for t in tools:
-                t.plugin = info.name
-            info.tools.extend(tools)
-
-        def problem(message: str) -> None:
-            """Report a problem (one line) without disabling the plugin, e.g. an MCP server that
-            did not start: shown with the other plugin problems."""
-            info.problems.append(" ".join(str(message).split()))
-
-        register.problem = problem
-        return register
-
-    def _command_registrar(self, info: PluginInfo) -> Callable[..., None]:
-        def register(name: str, fn: Callable[..., Any], description: str = "") -> None:
-            if not isinstance(name, str) or not name.strip("/").strip() or not callable(fn):
-                info.problems.append(f"command {name!r}: needs a name and a callable")
-                return
-            info.commands.append(Command(name.strip().lstrip("/"), fn, description, info.name))
-
-        return register
 
     def check_pending(self) -> None:
         """Disable plugins with hooks that have no spec (typos), then let pluggy confirm."""
@@ -354,7 +242,7 @@ class PluginHost:
         try:
             module = load_module_from_file(path, source)
         except BaseException as exc:  # noqa: BLE001
-            return self._keep_old(old, f"cannot import {path.name}: {_describe_error(exc, path)}")
+            return self._keep_old(old, f"cannot import {path.name}: {describe_error(exc, path)}")
         new = PluginInfo(old.name, source, module=module, path=path, origin=str(path))
         with self._lock:
             self.pm.unregister(old.module)
@@ -386,7 +274,7 @@ class PluginHost:
             try:
                 results.append(impl.function(*[kwargs[arg] for arg in impl.argnames]))
             except BaseException as exc:  # noqa: BLE001
-                message = f"hook {hook} raised {_describe_error(exc, info.path)}"
+                message = f"hook {hook} raised {describe_error(exc, info.path)}"
                 if raising:
                     raise PluginHookError(message) from exc
                 self._fail(info, message)
@@ -425,4 +313,5 @@ class PluginHost:
 
 from qwen_tui.tools.watcher import PluginWatcher  # noqa: E402
 
-__all__ = ["PluginHost", "PluginInfo", "PluginWatcher", "SessionInfo", "Command", "PluginHookError", "ENTRY_POINT_GROUP"]
+__all__ = ["PluginHost", "PluginInfo", "PluginWatcher", "SessionInfo", "Command", "PluginHookError", "ENTRY_POINT_GROUP",
+           "builtin_plugins_dir", "user_plugins_dir", "disabled_from_config", "load_module_from_file"]

@@ -10,10 +10,8 @@ approval policy says "ask" and may block until the user answers (from the UI thr
 returns "once" | "session" | "project" | "deny" or ("deny", reason). Without `ask`, such calls
 are refused (headless).
 
-Per step the engine streams the reply; its reasoning and text are fed to `StreamingReplyParser`
-(reasoning re-wrapped in `<think>`, so a call written inside an unclosed reasoning block is still
-found; calls a server parsed itself, `ToolCallRequest`, are fed as Hermes-style text, so they are
-checked and stored the same way). When the reply ends:
+Per step the engine streams the reply; `StepReader` (agent/step_reader.py) feeds it to the reply
+parser and turns what it finds into agent events. When the reply ends:
 
 - calls: the assistant message (Qwen 3.5's shape: `content`, `reasoning_content`, `tool_calls`
   with `arguments` as a dict) is appended, then for each call one `{"role": "tool"}` message
@@ -24,13 +22,13 @@ checked and stored the same way). When the reply ends:
 
 The returned messages hold the conversation only: the plugins' `extra_system_prompt` text is
 merged into the system message of each request (computed once per run, never stored), so a
-later run with the same list neither duplicates it nor keeps stale plugin text.
+later run with the same list neither duplicates it nor keeps stale plugin text. The messages
+themselves are built in agent/messages.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -38,18 +36,10 @@ from pathlib import Path
 from typing import Any
 
 from qwen_tui.agent import events as ev
-from qwen_tui.agent.parser import (
-    ContentDelta,
-    ParsedReply,
-    StreamingReplyParser,
-    ToolCall,
-    ToolCallArgument,
-    ToolCallFailed,
-    ToolCallName,
-    ToolCallStarted,
-)
-from qwen_tui.agent.parser import ReasoningDelta as ParsedReasoning
-from qwen_tui.engine.events import Finished, Notice, ReasoningDelta, TextDelta, Timings, ToolCallRequest, Usage
+from qwen_tui.agent import messages as msg
+from qwen_tui.agent.reply import ToolCall
+from qwen_tui.agent.step_reader import StepReader
+from qwen_tui.engine.events import Finished, Timings, Usage
 from qwen_tui.engine.params import Sampling
 from qwen_tui.tools.runner import DEFAULT_MAX_OUTPUT, ToolResult, run_tool
 from qwen_tui.tools.tool import ToolContext
@@ -63,14 +53,6 @@ CANCEL_SETTLE_S = 0.75  # after cancel(), how long a running tool may take to st
 def _failure(message: str, *, denied: bool = False, start: float | None = None) -> ToolResult:
     elapsed = (time.monotonic() - start) * 1000 if start is not None else 0.0
     return ToolResult(ok=False, content="", error=message, elapsed_ms=elapsed, denied=denied)
-
-
-def _call_text(call: ToolCallRequest) -> str:
-    """A call the server parsed itself (remote engines), written as the Hermes-style text the
-    parser reads, so it is validated, announced and stored like a call the model wrote."""
-    name = json.dumps(call.name).replace("</", "<\\/")
-    arguments = json.dumps(call.arguments).replace("</", "<\\/")  # a string holding the JSON
-    return f'\n<tool_call>\n{{"name": {name}, "arguments": {arguments}}}\n</tool_call>'
 
 
 class Agent:
@@ -117,7 +99,8 @@ class Agent:
         self.policy = policy
         self.context = context if context is not None else ToolContext(workspace=Path(policy.workspace))
         info = getattr(engine, "info", None)
-        if info is not None and (getattr(info, "extra", None) or {}).get("vision"):
+        vision = (getattr(info, "extra", None) or {}).get("vision") if info is not None else None
+        if vision and vision.get("enabled", True):  # {"enabled": False}: the projector failed to load
             # tools (screen capture) attach images only for a model that can see them
             self.context = dataclasses.replace(self.context, model_has_vision=True)
         self._cancelled = threading.Event()
@@ -144,17 +127,7 @@ class Agent:
 
     def request_messages(self, messages: list[dict]) -> list[dict]:
         """What is sent to the model for `messages`: the plugins' system prompt text merged in."""
-        extra = self._extra_system
-        # keys starting with "_" are qwen-tui's own notes (compaction keeps originals there)
-        messages = [{k: v for k, v in m.items() if not k.startswith("_")} if any(k[:1] == "_" for k in m) else m
-                    for m in messages]
-        if not extra:
-            return list(messages)
-        if messages and messages[0].get("role") == "system" and isinstance(messages[0].get("content"), str):
-            first = dict(messages[0])
-            first["content"] = (first["content"].rstrip() + "\n\n" + extra).strip()
-            return [first, *messages[1:]]
-        return [{"role": "system", "content": extra}, *messages]
+        return msg.request_messages(messages, self._extra_system)
 
     def _plugin_system_prompt(self) -> str:
         if self.host is None:
@@ -201,10 +174,10 @@ class Agent:
             if not reply.tool_calls and not reply.errors:
                 if finished.reason == "length":
                     yield ev.Notice(f"The answer was cut off at the token limit ({max_tokens}).")
-                messages.append(self._assistant(reply))
+                messages.append(msg.assistant_message(reply))
                 yield ev.AgentFinished("answered", messages)
                 return
-            messages.append(self._assistant(reply))
+            messages.append(msg.assistant_message(reply))
             last = step == self.max_steps - 1
             for call in reply.tool_calls:
                 if self.cancelled:
@@ -215,10 +188,10 @@ class Agent:
                     yield ev.ToolCallResult(call, result)
                 else:
                     result = yield from self._handle_call(call)
-                messages.append(self._tool_message(result))
+                messages.append(msg.tool_message(result))
             if reply.errors:
                 yield ev.Notice("The model wrote a malformed tool call; it was told what was wrong.")
-                messages.append({"role": "tool", "content": self._errors_for_model(reply)})
+                messages.append(msg.errors_message(reply))
             if self.cancelled:
                 yield ev.AgentFinished("cancelled", messages)
                 return
@@ -241,9 +214,7 @@ class Agent:
             from qwen_tui.engine.params import Sampling
 
             sampling = replace(sampling or Sampling(), grammar=tool_call_grammar(tools), grammar_trigger=TRIGGER)
-        parser = StreamingReplyParser(tools)
-        forming: dict[int, dict] = {}
-        state = {"reasoning": False, "text": False}
+        reader = StepReader(tools)
         finished: Finished | None = None
         recancelled = False
         try:
@@ -254,27 +225,14 @@ class Agent:
                 if isinstance(event, Finished):  # the last event: let the stream end by itself
                     finished = event
                     continue
-                if isinstance(event, Notice):
-                    yield ev.Notice(event.text)
-                    continue
-                if isinstance(event, ReasoningDelta) and not state["text"]:
-                    text = event.text if state["reasoning"] else "<think>" + event.text
-                    state["reasoning"] = True
-                elif isinstance(event, (TextDelta, ReasoningDelta, ToolCallRequest)):
-                    text = _call_text(event) if isinstance(event, ToolCallRequest) else event.text
-                    if state["reasoning"] and not state["text"]:
-                        text = "</think>" + text
-                    state["text"] = True
-                else:
-                    continue
-                yield from self._map(parser.feed(text), forming)
+                yield from reader.feed(event)
         except Exception as exc:  # noqa: BLE001 - EngineError, template errors: end the run, don't raise
             finished = Finished("error", Usage(0, 0, 0), Timings(0, 0, 0), error=f"{type(exc).__name__}: {exc}")
         if finished is None:
             finished = Finished("error", Usage(0, 0, 0), Timings(0, 0, 0), error="the engine stopped without finishing")
-        yield from self._map(parser.flush(), forming)
-        reply = parser.finish()
-        yield ev.StepFinished(step, finished, self._assistant(reply).get("tool_calls", []))
+        yield from reader.flush()
+        reply = reader.reply()
+        yield ev.StepFinished(step, finished, msg.assistant_message(reply).get("tool_calls", []))
         return finished, reply
 
     def _reasoning_open(self, request, tools, thinking) -> bool:
@@ -287,27 +245,6 @@ class Agent:
             except Exception:  # noqa: BLE001 - the generation will report a template error itself
                 pass
         return thinking is not False
-
-    @staticmethod
-    def _map(parsed: list, forming: dict[int, dict]) -> Iterator[ev.AgentEvent]:
-        for p in parsed:
-            if isinstance(p, ContentDelta):
-                yield ev.AnswerDelta(p.text)
-            elif isinstance(p, ParsedReasoning):
-                yield ev.ReasoningDelta(p.text)
-            elif isinstance(p, ToolCallStarted):
-                forming[p.index] = {"name": None, "arguments": {}}
-                yield ev.ToolCallForming(p.index, None, {})
-            elif isinstance(p, (ToolCallName, ToolCallArgument)):
-                entry = forming.setdefault(p.index, {"name": None, "arguments": {}})
-                if isinstance(p, ToolCallName):
-                    entry["name"] = p.name
-                else:
-                    entry["arguments"][p.name] = p.value_so_far
-                yield ev.ToolCallForming(p.index, entry["name"], dict(entry["arguments"]))
-            elif isinstance(p, ToolCallFailed):
-                forming.pop(p.index, None)
-            # ToolCallFinished: the call is announced by ToolCallRequested once the reply is complete
 
     # -- one call ----------------------------------------------------------------------------
 
@@ -392,37 +329,8 @@ class Agent:
     # -- messages ----------------------------------------------------------------------------
 
     @staticmethod
-    def _assistant(reply: ParsedReply) -> dict:
-        message: dict = {"role": "assistant", "content": reply.content}
-        if reply.reasoning:
-            message["reasoning_content"] = reply.reasoning
-        if reply.tool_calls:
-            message["tool_calls"] = [
-                {"type": "function", "function": {"name": c.name, "arguments": dict(c.arguments)}} for c in reply.tool_calls
-            ]
-        return message
-
-    @staticmethod
-    def _tool_message(result: ToolResult) -> dict:
-        content = result.for_model()
-        message = {"role": "tool", "content": content if content.strip() else "(no output)"}
-        if result.ok and result.images:  # the engine puts each image's embedding after the text
-            message["images"] = [str(image.path) for image in result.images]
-        return message
-
-    @staticmethod
-    def _errors_for_model(reply: ParsedReply) -> str:
-        seen: list[str] = []
-        for error in reply.errors:
-            if error.message not in seen:
-                seen.append(error.message)
-        return "Error: " + "\n\n".join(seen)
-
-    @staticmethod
-    def _keep_partial(messages: list[dict], reply: ParsedReply) -> None:
+    def _keep_partial(messages: list[dict], reply) -> None:
         """A stopped reply: keep what was said (not its calls, which never ran)."""
-        if reply.content or reply.reasoning:
-            message: dict = {"role": "assistant", "content": reply.content}
-            if reply.reasoning:
-                message["reasoning_content"] = reply.reasoning
-            messages.append(message)
+        partial = msg.partial_message(reply)
+        if partial is not None:
+            messages.append(partial)

@@ -43,105 +43,52 @@ and finally `ToolCallFinished(call)` or, for a malformed call, `ToolCallFailed(e
 which its text arrives as content. `index` is the position the call takes in
 `tool_calls` (a failed call's index is reused by the next one). `finish()` equals
 `parse_reply(whole text)` for any chunking.
+
+Where things are: this module finds reasoning, content and the extent of each call as text
+streams in; `call_format.py` parses one complete call block (both formats) and words the errors;
+`reply.py` holds the records and events (re-exported here).
 """
 
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import dataclass, field
 
+from qwen_tui.agent.call_format import (
+    CALL_CLOSE,
+    CALL_OPEN,
+    FUNCTION_TAG,
+    JSON_FORMAT,
+    JSON_NAME,
+    PARAM_CLOSE,
+    PARAMETER_TAG,
+    THINK_CLOSE,
+    THINK_OPEN,
+    XML_FORMAT,
+    malformed,
+    parse_call,
+    snip,
+    unwrap,
+)
 from qwen_tui.agent.coercion import coerce, parameter_schemas
-
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
-CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"
-PARAM_CLOSE, FUNC_CLOSE = "</parameter>", "</function>"
-
-XML_FORMAT = (
-    "<tool_call>\n<function=FUNCTION_NAME>\n<parameter=PARAMETER_NAME>\nVALUE\n</parameter>\n</function>\n</tool_call>"
+from qwen_tui.agent.reply import (
+    ContentDelta,
+    Event,
+    ParsedReply,
+    ParseError,
+    ReasoningDelta,
+    ToolCall,
+    ToolCallArgument,
+    ToolCallFailed,
+    ToolCallFinished,
+    ToolCallName,
+    ToolCallStarted,
 )
-JSON_FORMAT = '<tool_call>\n{"name": "FUNCTION_NAME", "arguments": {"PARAMETER_NAME": VALUE}}\n</tool_call>'
 
-_FUNC = re.compile(r"\s*<function=([^<>\n]*)>")
-_PARAM = re.compile(r"\s*<parameter=([^<>\n]*)>")
-_JSON_NAME = re.compile(r'\s*\{\s*"name"\s*:\s*("(?:[^"\\]|\\.)*")')
-
-
-@dataclass
-class ToolCall:
-    """A well-formed call; `raw` is the exact text of its `<tool_call>...</tool_call>`."""
-
-    name: str
-    arguments: dict
-    raw: str
-
-
-@dataclass
-class ParseError:
-    """Something the model got wrong, told to the model: what, and the correct format.
-
-    `raw` is the text concerned: the whole `<tool_call>...</tool_call>` (or up to where it broke
-    off), or for text after the calls that text."""
-
-    message: str
-    raw: str
-
-
-@dataclass
-class ParsedReply:
-    """The reply, parsed; see the module docstring for how content and reasoning are trimmed."""
-
-    content: str
-    reasoning: str
-    tool_calls: list[ToolCall] = field(default_factory=list)
-    errors: list[ParseError] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class ContentDelta:
-    text: str
-
-
-@dataclass(frozen=True)
-class ReasoningDelta:
-    text: str
-
-
-@dataclass(frozen=True)
-class ToolCallStarted:
-    index: int
-
-
-@dataclass(frozen=True)
-class ToolCallName:
-    index: int
-    name: str
-
-
-@dataclass(frozen=True)
-class ToolCallArgument:
-    index: int
-    name: str
-    value_so_far: object  # the raw text so far while done is False; the final (coerced) value once done
-    done: bool = False
-
-
-@dataclass(frozen=True)
-class ToolCallFinished:
-    index: int
-    call: ToolCall
-
-
-@dataclass(frozen=True)
-class ToolCallFailed:
-    index: int
-    error: ParseError
-
-
-Event = (
-    ContentDelta | ReasoningDelta | ToolCallStarted | ToolCallName
-    | ToolCallArgument | ToolCallFinished | ToolCallFailed
-)
+__all__ = [
+    "CALL_CLOSE", "CALL_OPEN", "JSON_FORMAT", "THINK_CLOSE", "THINK_OPEN", "XML_FORMAT",
+    "ContentDelta", "Event", "ParseError", "ParsedReply", "ReasoningDelta", "StreamingReplyParser", "ToolCall",
+    "ToolCallArgument", "ToolCallFailed", "ToolCallFinished", "ToolCallName", "ToolCallStarted", "parse_reply",
+]
 
 
 def parse_reply(text: str, tools: list[dict] | None = None, thinking: bool = False) -> ParsedReply:
@@ -151,119 +98,12 @@ def parse_reply(text: str, tools: list[dict] | None = None, thinking: bool = Fal
     return parser.finish()
 
 
-def _snip(text: str, limit: int = 60) -> str:
-    return repr(text if len(text) <= limit else text[:limit] + "...")
-
-
-def _malformed(why: str, raw: str, example: str = XML_FORMAT) -> ParseError:
-    return ParseError(
-        f"Your tool call was malformed because {why}, so it was not run (its text was kept as plain content). "
-        f"The correct format is:\n{example}",
-        raw,
-    )
-
-
-def _unwrap(value: str) -> str:
-    """Drop the one newline the template writes on each side of a parameter value."""
-    value = value[1:] if value.startswith("\n") else value
-    return value[:-1] if value.endswith("\n") else value
-
-
 def _partial(text: str, tags: tuple[str, ...]) -> int:
     """Length of the longest suffix of text that is a proper prefix of one of tags."""
     for n in range(min(max(map(len, tags)) - 1, len(text)), 0, -1):
         if any(tag.startswith(text[-n:]) and n < len(tag) for tag in tags):
             return n
     return 0
-
-
-Parsed = tuple[ToolCall | None, list[ParseError], list[tuple[str, object]]]
-
-
-def _parse_call(raw: str, schemas: dict[str, dict]) -> Parsed:
-    """A complete `<tool_call>...</tool_call>` -> (call or None, errors, [(argument, value)])."""
-    body = raw[len(CALL_OPEN) : -len(CALL_CLOSE)]
-    head = body.lstrip()
-    if head.startswith("{"):
-        return _parse_json(head.rstrip(), raw)
-    if head.startswith("<function"):
-        return _parse_xml(body, raw, schemas)
-    why = f"a <tool_call> block must start with <function=NAME>, but yours starts with {_snip(head)}"
-    if not head:
-        why = "the <tool_call> block was empty"
-    return None, [_malformed(why, raw)], []
-
-
-def _parse_xml(body: str, raw: str, schemas: dict[str, dict]) -> Parsed:
-    def fail(why: str) -> Parsed:
-        return None, [_malformed(why, raw)], []
-
-    match = _FUNC.match(body)
-    if not match:
-        return fail("<function= was never closed with '>' (write <function=NAME> on a line of its own)")
-    name = match.group(1).strip()
-    if not name:
-        return fail("<function=> names no function")
-    props = schemas.get(name, {})
-    pairs: list[tuple[str, object]] = []
-    errors: list[ParseError] = []
-    pos = match.end()
-    while match := _PARAM.match(body, pos):
-        arg = match.group(1).strip()
-        if not arg:
-            return fail(f"a <parameter=> in your call to {name!r} names no parameter")
-        end = body.find(PARAM_CLOSE, match.end())
-        if end < 0:
-            return fail(f"<parameter={arg}> in your call to {name!r} was never closed with </parameter>")
-        text = _unwrap(body[match.end() : end])
-        value, wanted = coerce(text, props.get(arg))
-        if wanted:
-            errors.append(ParseError(
-                f"In your call to {name!r}, parameter {arg!r} must be {wanted}, but its value {_snip(text)} is not; "
-                "the call was kept, with that value passed as a string.",
-                raw,
-            ))
-        pairs.append((arg, value))
-        pos = end + len(PARAM_CLOSE)
-    rest = body[pos:].lstrip()
-    if rest.startswith(FUNC_CLOSE):
-        tail = rest[len(FUNC_CLOSE) :].strip()
-        if tail:
-            return fail(f"there is unexpected text {_snip(tail)} between </function> and </tool_call>")
-        return ToolCall(name, dict(pairs), raw), errors, pairs
-    if rest.startswith("<parameter="):
-        return fail(f"a <parameter= in your call to {name!r} was never closed with '>'")
-    if not rest:
-        return fail(f"<function={name}> was never closed with </function>")
-    return fail(
-        f"there is unexpected text {_snip(rest)} inside <function={name}> "
-        "(only <parameter=NAME>...</parameter> blocks and </function> belong there)"
-    )
-
-
-def _parse_json(text: str, raw: str) -> Parsed:
-    def fail(why: str) -> Parsed:
-        return None, [_malformed(why, raw, JSON_FORMAT)], []
-
-    try:
-        obj = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        return fail(f"the JSON inside <tool_call> is not valid ({exc})")
-    if not isinstance(obj, dict):
-        return fail("the JSON inside <tool_call> is not an object")
-    name = obj.get("name")
-    if not isinstance(name, str) or not name.strip():
-        return fail('its JSON has no "name" string')
-    args = obj.get("arguments", obj.get("parameters"))
-    if isinstance(args, str):
-        try:
-            args = json.loads(args) if args.strip() else None
-        except (ValueError, RecursionError) as exc:
-            return fail(f'its "arguments" string is not valid JSON ({exc})')
-    args = {} if args is None else args
-    if not isinstance(args, dict):
-        return fail('its "arguments" is not a JSON object')
-    return ToolCall(name.strip(), args, raw), [], list(args.items())
 
 
 class _Channel:
@@ -342,7 +182,7 @@ class StreamingReplyParser:
         stray = (self._after or "").strip()
         if self._stray:
             errors.append(ParseError(
-                f"You wrote text after your tool call: {_snip(stray)}. It was kept as part of your reply and the "
+                f"You wrote text after your tool call: {snip(stray)}. It was kept as part of your reply and the "
                 "tool call was kept too, but tool calls must come last: put any explanation before the first "
                 "<tool_call> and end your reply right after the last </tool_call>.",
                 stray,
@@ -407,12 +247,12 @@ class StreamingReplyParser:
         close = buf.find(CALL_CLOSE, start, len(buf) if reopen < 0 else reopen)
         if close >= 0:
             raw = buf[: close + len(CALL_CLOSE)]
-            call, errors, pairs = _parse_call(raw, self._schemas)
+            call, errors, pairs = parse_call(raw, self._schemas)
         elif reopen >= 0 or final:
             raw = buf[:reopen] if reopen >= 0 else buf
             ended = "the next <tool_call> began" if reopen >= 0 else "your reply ended"
             why = f"<tool_call> was never closed with </tool_call> ({ended} first)"
-            call, errors, pairs = None, [_malformed(why, raw)], []
+            call, errors, pairs = None, [malformed(why, raw)], []
         else:
             forming.scanned = len(buf)
             self._progress(out)
@@ -436,11 +276,11 @@ class StreamingReplyParser:
         buf, forming = self._buf, self._forming
         assert forming is not None
         if forming.name is None:
-            match = _FUNC.match(buf, len(CALL_OPEN))
+            match = FUNCTION_TAG.match(buf, len(CALL_OPEN))
             if match:
                 name: object = match.group(1).strip()
                 forming.xml, forming.pos = True, match.end()
-            elif match := _JSON_NAME.match(buf, len(CALL_OPEN)):
+            elif match := JSON_NAME.match(buf, len(CALL_OPEN)):
                 try:
                     name = json.loads(match.group(1)).strip()
                 except ValueError:
@@ -451,7 +291,7 @@ class StreamingReplyParser:
                 return
             forming.name = str(name)
             out.append(ToolCallName(forming.index, forming.name))
-        while forming.xml and (match := _PARAM.match(buf, forming.pos)):
+        while forming.xml and (match := PARAMETER_TAG.match(buf, forming.pos)):
             arg = match.group(1).strip()
             end = buf.find(PARAM_CLOSE, match.end())
             if not arg:
@@ -464,6 +304,6 @@ class StreamingReplyParser:
                     forming.shown = len(text)
                     out.append(ToolCallArgument(forming.index, arg, text))
                 return
-            value, _ = coerce(_unwrap(buf[match.end() : end]), self._schemas.get(forming.name, {}).get(arg))
+            value, _ = coerce(unwrap(buf[match.end() : end]), self._schemas.get(forming.name, {}).get(arg))
             out.append(ToolCallArgument(forming.index, arg, value, done=True))
             forming.done, forming.shown, forming.pos = forming.done + 1, 0, end + len(PARAM_CLOSE)

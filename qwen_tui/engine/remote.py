@@ -1,11 +1,18 @@
 """RemoteEngine: the same engine interface (engine/base.py) over an OpenAI-compatible server.
 
 llama-server, vLLM, SGLang, Ollama and llama-cpp-python's server all speak
-`POST /v1/chat/completions` with `stream: true` (Server-Sent Events). This engine maps
-`delta.content` to TextDelta (a `<think>` block inside it is split off as reasoning, for servers
-that don't), `delta.reasoning_content` / `delta.reasoning` to ReasoningDelta, and native
-`tool_calls` deltas (accumulated by index) to ToolCallRequest events at the end of the reply.
-Calls written as text (Qwen's `<tool_call>` XML in the content) are left to the agent's parser.
+`POST /v1/chat/completions` with `stream: true` (Server-Sent Events). Each chunk is mapped to
+events by `ChatStream` (remote_reply.py): `delta.content` to TextDelta (a `<think>` block inside
+it is split off as reasoning, for servers that don't), `delta.reasoning_content` /
+`delta.reasoning` to ReasoningDelta, and native `tool_calls` deltas (accumulated by index) to
+ToolCallRequest events at the end of the reply. Calls written as text (Qwen's `<tool_call>` XML
+in the content) are left to the agent's parser.
+
+Images (a message's "images" paths) are sent inline as `image_url` content parts, downscaled
+(remote_images.py). A server that refuses them ends that generation with one line saying so,
+and from then on images are left out of the requests (a note stands in their place); one that
+says up front whether its model sees images (llama-server's /props `modalities`) is believed:
+no images at all, or `info.extra["vision"]` like a local projector (tools then attach images).
 
 The HTTP exchange runs in a reader thread that hands lines over a queue, so `cancel()` (any
 thread) returns the generation at once, even while the server is still evaluating the prompt,
@@ -16,7 +23,8 @@ Token counts: the server's usage (`stream_options.include_usage`) when it sends 
 its tokenize endpoint (llama-server `/tokenize`, vLLM `/tokenize`, llama-cpp-python
 `/extras/tokenize`) on the prompt rendered here (`render()`: the server's template from
 llama-server's /props, else ChatML), otherwise ~4 characters a token.
-`Finished.extra["usage_source"]` says which, and a Notice says so once.
+`Finished.extra["usage_source"]` says which, and a Notice says so once. What load() probes
+is in remote_probe.py; the wire format (messages, SSE, error text) in remote_wire.py.
 """
 
 from __future__ import annotations
@@ -29,30 +37,33 @@ from pathlib import Path
 
 import httpx
 
+from qwen_tui.engine import remote_images
 from qwen_tui.engine.errors import EngineError
-from qwen_tui.engine.events import Event, Finished, Notice, ReasoningDelta, Timings, ToolCallRequest, Usage
+from qwen_tui.engine.events import Event, Finished, Notice, Timings, Usage
 from qwen_tui.engine.model_info import ModelInfo
 from qwen_tui.engine.params import Sampling
-from qwen_tui.engine.reasoning import ReasoningSplitter
+from qwen_tui.engine.remote_images import ImageUnreadable
+from qwen_tui.engine.remote_probe import DEFAULT_N_CTX, context_and_template, sees_images, server_props, tokenize_path
 from qwen_tui.engine.remote_profiles import EndpointSettings
+from qwen_tui.engine.remote_reply import ChatStream, StreamFailed
 from qwen_tui.engine.remote_stream import Cancelled, Exchange, HTTPStatus
 from qwen_tui.engine.remote_wire import (
     ModelNotFound,
-    add_call_delta,
-    flatten,
-    server_timings,
-    server_usage,
     RemoteError,
     ServerUnreachable,
     api_urls,
     error_text,
+    flatten,
     http_error,
+    server_timings,
+    server_usage,
     sse_data,
     to_openai_messages,
 )
 from qwen_tui.engine.resources import ThreadPlan
 
-DEFAULT_N_CTX = 32768
+__all__ = ["CHARS_PER_TOKEN", "DEFAULT_N_CTX", "RemoteEngine", "RemoteModelInfo"]
+
 CHARS_PER_TOKEN = 4
 
 
@@ -83,6 +94,7 @@ class RemoteEngine:
         self._cancel = threading.Event()
         self._active: Exchange | None = None
         self._noted: set[str] = set()
+        self.images_refused: str | None = None  # why images are left out: refused, or the server says it can't see
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -127,7 +139,11 @@ class RemoteEngine:
             raise ModelNotFound(f"model {self.model!r} not found on {self.settings.url}; it serves: {', '.join(ids[:8])}")
         entry = next((m for m in entries if m["id"] == self.model), {})
         self._probe_tokenizer()
-        n_ctx, reason, template = self._server_props(entry)
+        props = server_props(self._client, self.root, self.settings.connect_timeout)
+        n_ctx, reason, template = context_and_template(props, entry, self.settings.n_ctx)
+        vision = sees_images(props, entry)
+        if vision is False:
+            self.images_refused = "the server says its model cannot see images"
         if progress is not None:
             progress(1.0)
         self.info = RemoteModelInfo(
@@ -138,43 +154,20 @@ class RemoteEngine:
                    "template": "the server's" if template else "ChatML (an estimate)",
                    "tool_calls": "text" if self.text_tool_calls else "native"},
         )
+        if vision:  # as LocalEngine describes its projector: tools attach images, the budget counts them
+            self.info.extra["vision"] = {"enabled": True, "image_max_tokens": remote_images.image_max_tokens(),
+                                         "token_pixels": remote_images.DEFAULT_TOKEN_PIXELS, "mmproj": "on the server"}
         return self.info
 
     def _probe_tokenizer(self) -> None:
-        probe = {"content": "hello", "prompt": "hello", "input": "hello", "model": self.model,
-                 "add_special": False, "add_special_tokens": False}
-        for path in ("/tokenize", "/extras/tokenize"):
-            try:
-                resp = self._client.post(self.root + path, json=probe, timeout=self.settings.connect_timeout)
-                tokens = resp.json().get("tokens") if resp.status_code == 200 else None
-            except (httpx.HTTPError, ValueError, AttributeError):
-                tokens = None
-            if isinstance(tokens, list) and tokens:
-                self._tokenize_path, self.token_counts = path, "server"
-                if path == "/extras/tokenize" and self.settings.tool_calls == "auto":
-                    # llama-cpp-python's server: it renders the template with `arguments` as a
-                    # string (Qwen's template needs a mapping) and never parses calls itself.
-                    self.text_tool_calls = True
-                return
-
-    def _server_props(self, entry: dict) -> tuple[int, str, str | None]:
-        """(context length, where it came from, the server's chat template or None)."""
-        try:  # llama-server
-            resp = self._client.get(self.root + "/props", timeout=self.settings.connect_timeout)
-            props = resp.json() if resp.status_code == 200 else {}
-            props = props if isinstance(props, dict) else {}
-        except (httpx.HTTPError, ValueError):
-            props = {}
-        template = props.get("chat_template") if isinstance(props.get("chat_template"), str) else None
-        n = (props.get("default_generation_settings") or {}).get("n_ctx")
-        if self.settings.n_ctx:
-            return self.settings.n_ctx, "from the config (n_ctx)", template
-        for key in ("max_model_len", "context_length", "context_window"):  # vLLM, SGLang, others
-            if isinstance(entry.get(key), int) and entry[key] > 0:
-                return entry[key], f"the server's {key}", template
-        if isinstance(n, int) and n > 0:
-            return n, "the server's n_ctx (/props)", template
-        return DEFAULT_N_CTX, f"the server does not say; assumed {DEFAULT_N_CTX} (set n_ctx in the config)", template
+        path = tokenize_path(self._client, self.root, self.model, self.settings.connect_timeout)
+        if path is None:
+            return
+        self._tokenize_path, self.token_counts = path, "server"
+        if path == "/extras/tokenize" and self.settings.tool_calls == "auto":
+            # llama-cpp-python's server: it renders the template with `arguments` as a
+            # string (Qwen's template needs a mapping) and never parses calls itself.
+            self.text_tool_calls = True
 
     def close(self) -> None:
         self.cancel()
@@ -244,22 +237,36 @@ class RemoteEngine:
         if messages is None and prompt is None:
             raise ValueError("give messages or prompt")
         sampling = sampling or Sampling()
-        body = self._body(messages, prompt, tools, thinking, max_tokens, sampling)
-        path = "/completions" if messages is None else "/chat/completions"
         self._cancel.clear()
         yield from self._notes(sampling)
+        n_images = remote_images.count_images(messages) if messages is not None else 0
+        if n_images and self.images_refused:
+            messages = remote_images.without_images(messages)
+            yield from self._note_once("images", f"images are not sent: {self.images_refused}")
+            n_images = 0
+        try:
+            body = self._body(messages, prompt, tools, thinking, max_tokens, sampling)
+        except ImageUnreadable as exc:
+            yield Finished("error", Usage(0, 0, 0), Timings(0, 0, 0), error=str(exc), extra={"endpoint": self.settings.url})
+            return
+        path = "/completions" if messages is None else "/chat/completions"
         exchange = Exchange(self._client, self.api + path, body)
         self._active = exchange
         try:
-            yield from self._stream(exchange, path, lambda: self._prompt_text(messages, prompt, tools, thinking))
+            yield from self._stream(exchange, path, lambda: self._prompt_text(messages, prompt, tools, thinking), n_images)
         finally:
             exchange.stop()
             self._active = None
 
     def _notes(self, sampling: Sampling) -> Iterator[Event]:
-        if sampling.grammar and sampling.grammar_trigger and "lazy" not in self._noted:
-            self._noted.add("lazy")
-            yield Notice("--constrain-tools is not available with a server: tool calls are not grammar-constrained")
+        if sampling.grammar and sampling.grammar_trigger:
+            yield from self._note_once("lazy", "--constrain-tools is not available with a server: tool calls are not "
+                                               "grammar-constrained")
+
+    def _note_once(self, key: str, text: str) -> Iterator[Event]:
+        if key not in self._noted:
+            self._noted.add(key)
+            yield Notice(text)
 
     def _body(self, messages, prompt, tools, thinking, max_tokens, sampling: Sampling) -> dict:
         body: dict = {"model": self.model, "stream": True, "max_tokens": max_tokens,
@@ -277,6 +284,8 @@ class RemoteEngine:
         if messages is None:
             body["prompt"] = prompt
             return body
+        if remote_images.count_images(messages):
+            messages = remote_images.with_image_parts(messages, remote_images.image_max_tokens())
         body["messages"] = to_openai_messages(messages, text_tool_calls=self.text_tool_calls)
         if tools:
             body["tools"] = tools
@@ -284,97 +293,62 @@ class RemoteEngine:
             body["chat_template_kwargs"] = {"enable_thinking": thinking}
         return body
 
-    def _stream(self, exchange: Exchange, path, prompt_text) -> Iterator[Event]:
+    def _stream(self, exchange: Exchange, path, prompt_text, n_images: int = 0) -> Iterator[Event]:
         t0 = time.monotonic()
-        first = last = None
-        splitter = ReasoningSplitter()
-        calls: dict[int, dict] = {}
-        text_parts: list[str] = []
-        usage = timings = None
-        reason = None
-        n_chunks = 0
-        done = False
+        stream = ChatStream()
 
         def finish(why: str, error: str | None = None) -> Finished:
-            return self._finished(why, error, usage, timings, t0, first, last, n_chunks, prompt_text,
-                                  "".join(text_parts))
+            return self._finished(why, error, stream, t0, prompt_text)
 
         lines = exchange.lines(self._cancel)
         try:
             for payload in sse_data(lines):
-                if payload.strip() == "[DONE]":
-                    done = True
+                yield from stream.feed(payload)
+                if stream.done:
                     break
-                try:
-                    chunk = json.loads(payload)
-                except ValueError:
-                    yield finish("error", f"the server sent something that is not JSON: {error_text(payload, 80)}")
-                    return
-                if not isinstance(chunk, dict):
-                    continue
-                if chunk.get("error"):
-                    yield from splitter.flush()
-                    yield finish("error", f"the server failed mid-answer: {error_text(json.dumps(chunk))}")
-                    return
-                usage = chunk.get("usage") or usage
-                timings = chunk.get("timings") or timings
-                for choice in chunk.get("choices") or []:
-                    delta = choice.get("delta") or {}
-                    pieces = []
-                    thought = delta.get("reasoning_content") or delta.get("reasoning")
-                    if thought:
-                        pieces.append(ReasoningDelta(thought))
-                    content = delta.get("content") if "delta" in choice else choice.get("text")
-                    if content:
-                        pieces += splitter.feed(content)
-                    for tc in delta.get("tool_calls") or []:
-                        add_call_delta(calls, tc)
-                        pieces.append(None)
-                    if pieces:
-                        now = time.monotonic()
-                        first = first or now
-                        last = now
-                        n_chunks += 1
-                        text_parts += [thought or "", content or ""]
-                    for event in pieces:
-                        if event is not None:
-                            yield event
-                    reason = choice.get("finish_reason") or reason
+        except StreamFailed as exc:
+            yield finish("error", str(exc))
+            return
         except Cancelled:
-            yield from splitter.flush()
+            yield from stream.flush()
             yield finish("cancelled")
             return
         except httpx.TimeoutException as exc:
-            yield from splitter.flush()
+            yield from stream.flush()
             yield finish("error", self._timeout_text(exc))
             return
         except HTTPStatus as exc:
-            yield finish("error", str(http_error(exc.status, exc.body, url=self.settings.url, path=path, model=self.model,
-                                                 key_env=self.settings.api_key_env)))
+            yield finish("error", self._status_text(exc, path, n_images))
             return
         except httpx.HTTPError as exc:
-            yield from splitter.flush()
-            if first is None and isinstance(exc, httpx.ConnectError):
+            yield from stream.flush()
+            if stream.first is None and isinstance(exc, httpx.ConnectError):
                 yield finish("error", self._connect_text(exc))
             else:
                 yield finish("error", f"the server closed the connection mid-answer ({error_text(str(exc)) or type(exc).__name__})")
             return
         except Exception as exc:  # noqa: BLE001 - anything else from the connection: one line, no traceback
-            yield from splitter.flush()
+            yield from stream.flush()
             yield finish("error", f"the connection to the server failed: {type(exc).__name__}: {error_text(str(exc))}")
             return
-        yield from splitter.flush()
-        for index in sorted(calls):
-            c = calls[index]
-            text_parts.append(c["arguments"])
-            yield ToolCallRequest(index, c["name"], c["arguments"], c["id"])
-        if not done and reason is None:
+        yield from stream.flush()
+        yield from stream.tool_calls()
+        if not stream.done and stream.reason is None:
             yield finish("error", "the server ended the stream without finishing the answer")
             return
-        if not calls and self.settings.tool_calls == "auto" and "<tool_call>" in "".join(text_parts):
+        if not stream.calls and self.settings.tool_calls == "auto" and "<tool_call>" in stream.text:
             self.text_tool_calls = True  # the server does not parse calls: send them back as text too
-        yield from self._usage_note(usage)
-        yield finish("length" if reason == "length" else "stop")
+        yield from self._usage_note(stream.usage)
+        yield finish("length" if stream.reason == "length" else "stop")
+
+    def _status_text(self, exc: HTTPStatus, path: str, n_images: int) -> str:
+        """One line for an HTTP error answer; a refusal of images is remembered (see generate())."""
+        refused = remote_images.refusal(exc.status, exc.body, url=self.settings.url, n_images=n_images)
+        if refused is not None:
+            self.images_refused = f"the server refused them (HTTP {exc.status}: {error_text(exc.body, 120)})"
+            return refused
+        return str(http_error(exc.status, exc.body, url=self.settings.url, path=path, model=self.model,
+                              key_env=self.settings.api_key_env))
 
     def _usage_note(self, usage) -> Iterator[Event]:
         if usage or "usage" in self._noted:
@@ -384,8 +358,9 @@ class RemoteEngine:
                else "are estimated at ~4 characters a token")
         yield Notice(f"the server does not report token usage: token counts {how}")
 
-    def _finished(self, why, error, usage, timings, t0, first, last, n_chunks, prompt_text, text) -> Finished:
+    def _finished(self, why, error, stream: ChatStream, t0, prompt_text) -> Finished:
         end = time.monotonic()
+        usage, first, last, text = stream.usage, stream.first, stream.last, stream.text
         extra: dict = {"endpoint": self.settings.url}
         if usage:
             prompt_n, cached, completion_n = server_usage(usage)
@@ -393,11 +368,11 @@ class RemoteEngine:
         else:
             quick = why != "stop" and why != "length"  # a cancel or error must not wait for more requests
             completion_n = self._count(text, quick) if text else 0
-            completion_n = max(completion_n, n_chunks)  # servers send about one chunk per token
+            completion_n = max(completion_n, stream.n_chunks)  # servers send about one chunk per token
             prompt_n = self._count(prompt_text(), quick)
             cached = 0
             extra["usage_source"] = "tokenizer" if self._tokenize_path and not quick else "estimated"
-        t, evaluated = server_timings(timings)
+        t, evaluated = server_timings(stream.timings)
         if evaluated is not None:
             cached = max(0, prompt_n - evaluated)
         if t is None:

@@ -192,10 +192,16 @@ class ContextMixin:
             self.notify(message.problem, severity="warning")
         if self.compactor is not None:
             budget = self.compactor.budget(self.max_tokens)
-            self.status.set_context(report.tokens_after, budget.n_ctx, budget.level(report.tokens_after))
+            self.status.set_context(report.tokens_after, budget.n_ctx, budget.level(report.tokens_after),
+                                    estimated=self._counts_estimated())
 
     def on_context_measured(self, message: ContextMeasured) -> None:
-        self.status.set_context(message.used, message.budget.n_ctx, message.budget.level(message.used))
+        self.status.set_context(message.used, message.budget.n_ctx, message.budget.level(message.used),
+                                estimated=self._counts_estimated())
+
+    def _counts_estimated(self) -> bool:
+        """The engine guesses token counts (RemoteEngine without a tokenize endpoint)."""
+        return getattr(getattr(self, "engine", None), "token_counts", None) == "estimated"
 
     def _end_compacting(self) -> None:
         if self._compacting:

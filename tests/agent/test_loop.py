@@ -323,3 +323,16 @@ def test_the_agent_imports_no_ui_and_no_llama():
     code = ("import sys, qwen_tui.agent.loop; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('textual', 'llama_cpp', 'jinja2')]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("vision, sees", [
+    (None, False),
+    ({"enabled": True, "mmproj": "mmproj.gguf"}, True),
+    ({"enabled": False, "mmproj": "broken.gguf", "error": "bad projector"}, False),  # it failed to load
+])
+def test_tools_attach_images_only_for_a_model_whose_projector_works(vision, sees):
+    engine = FakeEngine(["ok"])
+    engine.load()
+    if vision is not None:
+        engine.info.extra["vision"] = vision
+    assert Agent(engine).context.model_has_vision is sees

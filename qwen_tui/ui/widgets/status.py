@@ -45,7 +45,8 @@ class StatusBar(Static):
             joined += [" │ ", part] if joined else [part]
         return Content.assemble(*joined)  # plain text: a "[" in a model name is not markup
 
-    def set_context(self, used: int, size: int, level: str = "ok") -> None:
-        """The context meter: exact tokens the next request sends / the model's window (n_ctx)."""
-        self.context = f"{human_tokens(used)} / {human_tokens(size)}"
+    def set_context(self, used: int, size: int, level: str = "ok", estimated: bool = False) -> None:
+        """The context meter: exact tokens the next request sends / the model's window (n_ctx).
+        `estimated`: the engine can only guess counts (a server without a tokenize endpoint): "~" says so."""
+        self.context = f"{'~' if estimated and used else ''}{human_tokens(used)} / {human_tokens(size)}"
         self.context_level = level
