@@ -193,7 +193,13 @@ class TokenCounter:
         from qwen_tui.engine.images import split_images
 
         parts, _ = split_images(messages)  # as the engine renders them: one image marker triple each
-        text = self.text_prompt_tokens(self.render(parts, tools=tools, thinking=thinking))
+        try:
+            text = self.text_prompt_tokens(self.render(parts, tools=tools, thinking=thinking))
+        except Exception:  # noqa: BLE001 - a template without image parts (a text model, a plain ChatML one)
+            # Count the text alone and each image whole: an estimate either way, and the request
+            # itself, not the budget, is where such a template problem gets said.
+            text = self.text_prompt_tokens(self.render(messages, tools=tools, thinking=thinking))
+            return text + sum(self.images.cells(p) for p in paths)
         # the triple counted 3 tokens; the image fills its tokens + <|vision_start|>/<|vision_end|>
         return text + sum(max(0, self.images.cells(p) - IMAGE_MARK_TOKENS) for p in paths)
 

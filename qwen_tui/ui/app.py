@@ -316,10 +316,18 @@ class QwenApp(CommandsMixin, ContextMixin, ThemesMixin, ModelsMixin, ImageInputM
         return (choice, reason) if choice == "deny" and reason else choice
 
     async def on_engine_events(self, message: EngineEvents) -> None:
-        self.pacer.handed_over()
+        # One slice of the turn's backlog per message (ui/turn.py); an empty batch is the app
+        # asking itself for the next slice, queued behind any keys that came in meanwhile.
+        if message.events:
+            self.pacer.handed_over()
+        else:
+            self.turn.drain_posted = False
         finished = await self.turn.apply(message.events)
         if finished is not None:
             await self._finish_turn(finished)
+        elif self.turn.pending and not self.turn.drain_posted:
+            self.turn.drain_posted = True
+            self.post_message(EngineEvents([]))
 
     async def _finish_turn(self, finished) -> None:
         turn = self.turn

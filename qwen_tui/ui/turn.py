@@ -3,10 +3,18 @@ forms, is decided and returns. Also keeps the turn's reply and the session log i
 
 from __future__ import annotations
 
+from collections import deque
+
 from qwen_tui.agent import events as ev
 from qwen_tui.conversation import Message
 from qwen_tui.session_log import SessionLog
 from qwen_tui.ui.widgets.messages import AssistantMessage, NoticeMessage, ToolCallBlock
+
+# Work per UI message while an answer streams: at most this much text and this many events are
+# put on screen before queued keys get their turn (a slice with ~800 characters of Markdown costs
+# a few tens of ms here; a whole burst of 2,800 characters held keys for 0.8 s).
+SLICE_CHARS = 400
+SLICE_EVENTS = 200
 
 FINISH_REASON = {"answered": "stop", "cancelled": "cancelled", "error": "error", "step_limit": "length"}
 
@@ -23,6 +31,8 @@ class TurnView:
         self.blocks_by_call: dict[int, ToolCallBlock] = {}  # id(call) -> block
         self.step_started = False
         self.last_step: ev.StepFinished | None = None
+        self.backlog: deque = deque()  # events received and not yet on screen, in order
+        self.drain_posted = False  # the app has asked itself to apply the next slice
 
     async def _ensure_live(self) -> AssistantMessage:
         if self.live is None:  # a new step after tool calls
@@ -32,28 +42,56 @@ class TurnView:
             self.blocks = {}
         return self.live
 
-    async def apply(self, events: list) -> ev.AgentFinished | None:
-        text: list[str] = []
-        for event in events:
-            if isinstance(event, ev.ReasoningDelta):
-                live = await self._ensure_live()
-                live.append_reasoning(event.text)
-                self.reply.reasoning += event.text
-                self.log.answer_delta(reasoning=event.text)
-                self.on_state("thinking")
-            elif isinstance(event, ev.AnswerDelta):
-                await self._ensure_live()
-                text.append(event.text)
-            else:
-                if text:
-                    await self._answer("".join(text))
-                    text = []
-                finished = await self._other(event)
-                if finished is not None:
-                    return finished
-        if text:
-            await self._answer("".join(text))
+    async def apply(self, events: list = ()) -> ev.AgentFinished | None:
+        """Queue `events`, then put at most one slice of the queue on screen (SLICE_CHARS of text,
+        SLICE_EVENTS events): a burst (a fast model, a remote server's big chunks) is shown over
+        several UI messages, so keys typed meanwhile are handled between slices, not after all
+        of it. What is left stays in `backlog`, in order; `pending` says whether any is."""
+        self.backlog.extend(events)
+        finished = await self._apply_slice()
+        return finished
+
+    @property
+    def pending(self) -> bool:
+        return bool(self.backlog)
+
+    async def _apply_slice(self) -> ev.AgentFinished | None:
+        budget, count = SLICE_CHARS, 0
+        kind, parts = None, []  # consecutive deltas of one kind are applied together
+        while self.backlog and budget > 0 and count < SLICE_EVENTS:
+            event = self.backlog.popleft()
+            count += 1
+            if isinstance(event, (ev.ReasoningDelta, ev.AnswerDelta)):
+                text = event.text
+                if len(text) > budget:  # a big delta is split; the rest waits for the next slice
+                    self.backlog.appendleft(type(event)(text[budget:]))
+                    text = text[:budget]
+                budget -= len(text)
+                if kind is not type(event) and parts:
+                    await self._deltas(kind, "".join(parts))
+                    parts = []
+                kind = type(event)
+                parts.append(text)
+                continue
+            if parts:
+                await self._deltas(kind, "".join(parts))
+                kind, parts = None, []
+            finished = await self._other(event)
+            if finished is not None:
+                return finished
+        if parts:
+            await self._deltas(kind, "".join(parts))
         return None
+
+    async def _deltas(self, kind, text: str) -> None:
+        live = await self._ensure_live()
+        if kind is ev.ReasoningDelta:
+            live.append_reasoning(text)
+            self.reply.reasoning += text
+            self.log.answer_delta(reasoning=text)
+            self.on_state("thinking")
+        else:
+            await self._answer(text)
 
     async def _answer(self, chunk: str) -> None:
         self.reply.content += chunk

@@ -1,10 +1,11 @@
 """Transcript blocks: the user's prompts, the model's reasoning and answers, notices.
 
-Rendering cost decides the design. While an answer streams it lives in one Textual Markdown
-widget fed through `MarkdownStream` (appends, not re-renders). When it finishes it is frozen
-into a single Static holding a Rich Markdown renderable: a finished Markdown widget is a tree
-of block widgets (33 per message on average), and 50 of them made streaming 3x slower
-(measured); one Static per message keeps a long transcript as cheap as an empty one.
+Rendering cost decides the design. While an answer streams, its end lives in one Textual
+Markdown widget fed through `MarkdownStream` (appends, not re-renders) and its finished blocks
+in static pieces (markdown_stream.py). Finished answers are Statics drawing Rich Markdown: a
+finished Markdown widget is a tree of block widgets (33 per message on average), and 50 of them
+made streaming 3x slower (measured); one Static per message keeps a long transcript as cheap as
+an empty one.
 Reasoning is plain text: it streams fast and is rarely read in full.
 """
 
@@ -12,26 +13,23 @@ from __future__ import annotations
 
 from functools import partial
 
-from rich.markdown import Markdown as RichMarkdown
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Markdown, Static
-from textual.widgets._markdown import MarkdownFence
+from textual.widgets import Static
 
-
-class _LiveFence(MarkdownFence):
-    """A code block in the live answer. A fence without a language (as it is while "```" has
-    arrived but its info string hasn't, or when the model gives none) is shown as plain text:
-    Textual would otherwise guess the language with Pygments, ~100 ms per repaint (profiled)."""
-
-    @classmethod
-    def highlight(cls, code: str, language: str, ansi: bool = False, dark: bool = False):
-        return super().highlight(code, language or "text", ansi=ansi, dark=dark)
-
-
-class LiveMarkdown(Markdown):
-    BLOCKS = {**Markdown.BLOCKS, "fence": _LiveFence, "code_block": _LiveFence}
+from qwen_tui.ui.widgets.markdown_stream import (  # noqa: F401 - re-exported for callers and tests
+    LIVE_CHARS,
+    PIECE_CHARS,
+    LiveMarkdown,
+    LiveStream,
+    MarkdownVisual,
+    SettledPiece,
+    block_starts,
+    frozen_markdown,
+    settled_prefix_end,
+    split_blocks,
+)
 
 
 class UserMessage(Static):
@@ -114,12 +112,13 @@ class AssistantMessage(Vertical):
         self.border_title = "assistant"
         self.text = text
         self.reasoning: ReasoningBlock | None = None
-        self._live: Markdown | None = None
+        self._live: LiveMarkdown | None = None
         self._stream = None
         self.finished = finished
         self._history_reasoning = reasoning
         self.note = note  # how it ended, when not normally
-        self._live_text = ""  # the part of the answer still in the live Markdown widget
+        self._live_text = ""  # the part of the answer in the live Markdown widget (its unsettled end)
+        self._pieces: list[SettledPiece] = []  # the settled part of the answer, in bounded pieces
 
     def rebuild(self):
         if not self.finished:
@@ -136,7 +135,7 @@ class AssistantMessage(Vertical):
             self.reasoning.finish()
             yield self.reasoning
         if self.text:
-            yield Static(RichMarkdown(self.text, code_theme="monokai"), classes="answer")
+            yield frozen_markdown(self.text)
         if self.note:
             yield Static(Text(f"[{self.note}]", style="italic"), classes="finish-note")
 
@@ -147,6 +146,11 @@ class AssistantMessage(Vertical):
         self.reasoning.append(text)
 
     async def append_answer(self, text: str) -> None:
+        """Add streamed answer text. The live Markdown widget holds only the answer's end (about
+        LIVE_CHARS): past that, its finished blocks (a blank line and the start of the next block
+        follow them) leave it for static pieces, and a large incoming chunk's finished blocks go
+        straight into pieces without ever entering the live widget (mounting a tree of block
+        widgets only to take it out again cost 800 ms for 2,800 characters, profiled)."""
         if not text:
             return
         if self._live is None:
@@ -154,33 +158,38 @@ class AssistantMessage(Vertical):
                 self.reasoning.finish()
             self._live = LiveMarkdown(classes="answer")
             await self.mount(self._live)
-            self._stream = Markdown.get_stream(self._live)
+            self._stream = LiveStream(self._live)
         self.text += text
-        self._live_text += text
-        await self._stream.write(text)
-        if len(self._live_text) > LIVE_CHARS:
-            await self._freeze_settled_blocks()
-
-    async def _freeze_settled_blocks(self) -> None:
-        """Move the answer's finished blocks out of the live Markdown into one static block.
-
-        The live widget is a tree of block widgets that is laid out again on every flush, so a
-        long answer got slower to stream as it grew (profiled: ~150 ms per repaint after 1,000
-        tokens). Keeping it to the last few blocks keeps each repaint about the same cost.
-        """
-        cut = settled_prefix_end(self._live_text)
-        if cut <= 0:
+        combined = self._live_text + text
+        cut = settled_prefix_end(combined) if len(combined) > LIVE_CHARS else 0
+        if cut <= 0:  # small still, or one long unfinished block (a long code block): stays live
+            self._live_text = combined
+            await self._stream.write(text)
             return
-        settled, tail = self._live_text[:cut], self._live_text[cut:]
-        await self._stream.stop()
-        await self.mount(Static(RichMarkdown(settled, code_theme="monokai"), classes="answer settled"),
-                         before=self._live)
-        self._live_text = tail
-        await self._live.update(tail)
-        self._stream = Markdown.get_stream(self._live)
+        await self._settle(combined[:cut])
+        self._live_text = combined[cut:]
+        await self._stream.restart(self._live_text)
+
+    async def _settle(self, settled: str) -> None:
+        """Finished blocks become new static pieces of at most about PIECE_CHARS each. A piece is
+        rendered once and never changes, so its height and lines stay cached through later
+        repaints (re-rendering a growing piece cost ~35 ms per hand-over, profiled)."""
+        pieces: list[str] = []
+        for block in split_blocks(settled):
+            if pieces and len(pieces[-1]) + len(block) <= PIECE_CHARS:
+                pieces[-1] += block
+            else:
+                pieces.append(block)
+        widgets = [SettledPiece(piece) for piece in pieces]
+        self._pieces += widgets
+        await self.mount_all(widgets, before=self._live)
 
     async def finish(self, reason: str, error: str | None = None) -> None:
-        """Freeze the answer into one widget; note how it ended if not normally."""
+        """Freeze the answer: what is still live becomes static too; note how it ended if not normally.
+
+        An answer that streamed past LIVE_CHARS stays in the pieces it was frozen into (the same
+        text, rendered once each): rendering a long answer again as a whole would hold the UI up
+        for as long as the answer is long. Rebuilt from history it is one block."""
         self.finished = True
         if self.reasoning is not None and not self.reasoning.finished:
             self.reasoning.finish()
@@ -190,46 +199,12 @@ class AssistantMessage(Vertical):
         if self._live is not None:
             await self._live.remove()
             self._live = None
-        settled = list(self.query(".settled"))
-        if settled:
-            await self.remove_children(settled)
-        if self.text:
-            await self.mount(Static(RichMarkdown(self.text, code_theme="monokai"), classes="answer"))
+        if self._live_text.strip():
+            await self.mount(frozen_markdown(self._live_text))
         note = {"cancelled": "stopped", "length": "cut at the token limit", "error": f"error: {error}"}.get(reason)
         if note:
             self.note = note
             await self.mount(Static(Text(f"[{note}]", style="italic"), classes="finish-note"))
-
-
-# Live Markdown text kept before settled blocks are frozen out of it (about 10-20 blocks).
-LIVE_CHARS = 1200
-_FENCES = ("```", "~~~")
-
-
-def settled_prefix_end(text: str) -> int:
-    """Where the finished top-level blocks of streamed Markdown end (0: none yet).
-
-    A block is finished when a blank line follows it, outside a code fence, and what comes after
-    is not indented (an indented line continues a list item or is code). The last paragraph is
-    kept live even if it ends in a blank line, so the live widget is never empty.
-    """
-    in_fence = False
-    best = 0
-    offset = 0
-    lines = text.split("\n")
-    for i, line in enumerate(lines[:-1]):
-        offset += len(line) + 1
-        stripped = line.lstrip()
-        if stripped.startswith(_FENCES):
-            in_fence = not in_fence
-            continue
-        if in_fence or line.strip():
-            continue
-        following = lines[i + 1]
-        if following and not following[0].isspace() and following.strip():
-            best = offset  # start of the next block
-    return best if best < len(text) - 1 else 0
-
 
 class NoticeMessage(Static):
     def __init__(self, text: str, *, error: bool = False) -> None:
