@@ -9,7 +9,6 @@ the model.
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,20 +26,18 @@ from qwen_tui.engine.errors import EngineError
 from qwen_tui.session_log import SessionLog
 from qwen_tui.agent import events as ev
 from qwen_tui.agent.loop import Agent
-from qwen_tui.store import StoreError
-from qwen_tui.tools.command_rules import suggested_rule
+from qwen_tui.ui.approval_bridge import ApprovalMixin
 from qwen_tui.ui.commands import CommandsMixin
 from qwen_tui.ui.context_commands import ContextMixin, display_messages
-from qwen_tui.ui.screens.approval import ApprovalDialog
 from qwen_tui.ui.screens.dialogs import ErrorDialog
 from qwen_tui.ui.image_input import ImageInputMixin
 from qwen_tui.ui.screens.models import ModelsMixin
-from qwen_tui.ui.screens.sessions import SessionChoice, SessionsScreen
 from qwen_tui.ui.history import mount_history
 from qwen_tui.ui.pacing import FlushPacer
+from qwen_tui.ui.session_actions import SessionActionsMixin
 from qwen_tui.ui.themes import ThemesMixin
 from qwen_tui.ui.turn import FINISH_REASON, TurnView
-from qwen_tui.ui.widgets.messages import AssistantMessage, UserMessage
+from qwen_tui.ui.widgets.messages import AssistantMessage
 from qwen_tui.ui.widgets.prompt import PromptInput
 from qwen_tui.ui.widgets.status import StatusBar, human_bytes
 from qwen_tui.ui.widgets.transcript import Transcript
@@ -72,7 +69,8 @@ class EngineEvents(Message):
     events: list
 
 
-class QwenApp(CommandsMixin, ContextMixin, ThemesMixin, ModelsMixin, ImageInputMixin, App):
+class QwenApp(CommandsMixin, ContextMixin, ThemesMixin, ModelsMixin, ImageInputMixin, SessionActionsMixin,
+              ApprovalMixin, App):
     CSS_PATH = "app.tcss"
     TITLE = "qwen-tui"
     BINDINGS = [
@@ -291,30 +289,6 @@ class QwenApp(CommandsMixin, ContextMixin, ThemesMixin, ModelsMixin, ImageInputM
         if batch:
             self.post_message(EngineEvents(batch))
 
-    def _ask_from_thread(self, call, tool, decision):
-        """Called by the agent in the generation thread: show the approval dialog, wait for it."""
-        answered = threading.Event()
-        answer: list = []
-
-        def done(result) -> None:
-            answer.append(result or ("deny", ""))
-            answered.set()
-
-        rule = suggested_rule(call.arguments.get("command")) if call.name == "run_command" else None  # never for chained commands
-        self._pending_ask = done
-        self.call_from_thread(self.push_screen, ApprovalDialog(call.name, call.arguments, decision.reason, rule), done)
-        answered.wait()
-        self._pending_ask = None
-        choice, reason = answer[0]
-        if choice == "command" and rule:  # "always allow commands starting with <rule> here": stored, then run this once
-            try:
-                stored = self.agent.policy.allow_command(rule)
-                self.call_from_thread(self.notify, f"run_command may now run commands starting with `{stored}` here without asking")
-            except (ValueError, OSError) as exc:
-                self.call_from_thread(self.notify, f"the command rule was not saved: {exc}", severity="warning")
-            return "once"
-        return (choice, reason) if choice == "deny" and reason else choice
-
     async def on_engine_events(self, message: EngineEvents) -> None:
         # One slice of the turn's backlog per message (ui/turn.py); an empty batch is the app
         # asking itself for the next slice, queued behind any keys that came in meanwhile.
@@ -383,43 +357,6 @@ class QwenApp(CommandsMixin, ContextMixin, ThemesMixin, ModelsMixin, ImageInputM
         self.thinking = not self.thinking
         self.status.thinking = self.thinking
         self.notify(f"Thinking {'on' if self.thinking else 'off'} for the next turn")
-
-    async def action_new_chat(self) -> None:
-        if self.generating:
-            self.action_cancel()
-            return
-        self.conversation.clear()
-        self.editing = False
-        self.session_log.session_id = None  # the next message starts a new stored session
-        await self.transcript.remove_children()
-        if self.engine is not None:
-            self.status.set_context(0, self.engine.info.n_ctx)
-
-    def action_sessions(self) -> None:
-        store = self.session_log.store
-        if store is None:
-            self.notify("Sessions are not being saved in this run (--no-save)", severity="warning")
-            return
-        self.session_log.flush()
-        self.push_screen(SessionsScreen(store, self.session_log.workspace), self._after_sessions)
-
-    async def _after_sessions(self, choice: SessionChoice | None) -> None:
-        if choice is None:
-            return
-        if self.generating:
-            self.notify("Stop the current answer first (Esc)", severity="warning")
-            return
-        await self.action_new_chat()
-        if choice.action == "open" and choice.session_id:
-            try:
-                record = self.session_log.store.load(choice.session_id)
-            except StoreError as exc:
-                self.notify(f"Could not open the session: {exc}", severity="error")
-                return
-            self.session_log.session_id = choice.session_id
-            from qwen_tui.context.persist import messages_from_record
-
-            await self.show_history(messages_from_record(record, roles=("user", "assistant", "tool", "summary")))
 
     def action_copy_last(self) -> None:
         last = self.conversation.last_answer
