@@ -113,7 +113,9 @@ async def big_transcript(n: int) -> dict:
         while app.engine is None:
             await pilot.pause(0.01)
         history = [
-            Message("user", f"question {i}: " + "words " * 20) if i % 2 == 0 else Message("assistant", REPLY_PARAGRAPH * 2)
+            # every answer distinct (numbered), so no block is drawn from another one's rendering
+            Message("user", f"question {i}: " + "words " * 20) if i % 2 == 0
+            else Message("assistant", f"Answer {i}.\n\n" + REPLY_PARAGRAPH.replace("x * 2", f"x * {i}") * 2)
             for i in range(n)
         ]
         counter = FrameCounter(app)

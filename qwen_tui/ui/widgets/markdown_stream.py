@@ -8,6 +8,9 @@ for static pieces, which render once and stay cached.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
 from rich.markdown import Markdown as RichMarkdown
 from rich.segment import Segment
 from textual._context import active_app
@@ -43,12 +46,10 @@ class MarkdownVisual(Visual):
         self._lines: list[list[Segment]] = []
 
     def lines(self, width: int) -> list[list[Segment]]:
+        global last_width
         if width != self._width:
-            app = active_app.get()
-            options = app.console_options.update(highlight=False).update_width(width)
-            segments = app.console.render(RichMarkdown(self.source, code_theme="monokai"), options)
-            self._lines = list(Segment.split_and_crop_lines(segments, width, include_new_lines=False, pad=False))
-            self._width = width
+            self._lines = rendered_lines(active_app.get(), self.source, width)
+            self._width = last_width = width
         return self._lines
 
     def get_optimal_width(self, rules, container_width: int) -> int:
@@ -64,6 +65,51 @@ class MarkdownVisual(Visual):
             return [Strip(line) for line in lines]
         return [Strip([Segment(text, base + seg_style if seg_style else base, control)
                        for text, seg_style, control in line]) for line in lines]
+
+
+# Rendered Markdown lines, shared by every block that shows the same text at the same width: a
+# block rebuilt when scrolling brings it back (widgets/transcript.py) is not rendered again, and
+# older blocks can be rendered ahead in a thread (`prerender`) before PageUp reaches them.
+# Bounded by entries; a long transcript's blocks are a few KB of segments each.
+RENDER_CACHE_ENTRIES = 400
+_rendered: OrderedDict[tuple[str, int], list[list[Segment]]] = OrderedDict()
+_rendered_lock = threading.Lock()
+# Renders done on the UI thread because the lines were not ready (tests count them).
+ui_thread_renders = 0
+last_width: int | None = None  # the width finished answers were last rendered at
+
+
+def rendered_lines(app, source: str, width: int) -> list[list[Segment]]:
+    """`source` as Rich renders it at `width`, cached. Safe from a worker thread (Rich's console
+    keeps its per-render state in thread locals)."""
+    global ui_thread_renders
+    key = (source, width)
+    with _rendered_lock:
+        lines = _rendered.get(key)
+        if lines is not None:
+            _rendered.move_to_end(key)
+            return lines
+    if threading.current_thread() is threading.main_thread():
+        ui_thread_renders += 1
+    options = app.console_options.update(highlight=False).update_width(width)
+    segments = app.console.render(RichMarkdown(source, code_theme="monokai"), options)
+    lines = list(Segment.split_and_crop_lines(segments, width, include_new_lines=False, pad=False))
+    with _rendered_lock:
+        _rendered[key] = lines
+        while len(_rendered) > RENDER_CACHE_ENTRIES:
+            _rendered.popitem(last=False)
+    return lines
+
+
+def is_rendered(source: str, width: int) -> bool:
+    with _rendered_lock:
+        return (source, width) in _rendered
+
+
+def prerender(app, sources: list[str], width: int) -> None:
+    """Render `sources` at `width` into the cache (run in a thread worker: the UI stays free)."""
+    for source in sources:
+        rendered_lines(app, source, width)
 
 
 def frozen_markdown(text: str, classes: str = "answer") -> Static:

@@ -206,6 +206,13 @@ class AssistantMessage(Vertical):
             self.note = note
             await self.mount(Static(Text(f"[{note}]", style="italic"), classes="finish-note"))
 
+def markdown_sources(make) -> list[str]:
+    """The Markdown a block factory will render (a finished answer's text), to render it ahead."""
+    if isinstance(make, partial) and make.func is AssistantMessage and make.args and make.args[0]:
+        return [make.args[0]]
+    return []
+
+
 class NoticeMessage(Static):
     def __init__(self, text: str, *, error: bool = False) -> None:
         super().__init__(Text(text), classes="notice error" if error else "notice")
