@@ -128,11 +128,12 @@ async def test_escape_during_a_backlog_stops_the_answer_and_keeps_what_was_shown
         prompt.action_submit()
         await wait_for(pilot, lambda: pressed and answered(app))
         answer = app.conversation.messages[-1]
-        assert answer.finish_reason == "cancelled"
-        assert 0 < len(answer.content) < len(reply.strip())
+        state = f"finish {answer.finish_reason!r}, {len(answer.content)} of {len(reply.strip())} chars stored"
+        assert answer.finish_reason == "cancelled", state
+        assert 0 < len(answer.content) < len(reply.strip()), state
         assert reply.startswith(answer.content)  # in order, nothing lost before the stop
         shown = app.query_one(AssistantMessage)
-        assert shown.text.strip() == answer.content
+        assert shown.text.strip() == answer.content, f"{len(shown.text.strip())} chars shown; {state}"
         assert "[stopped]" in str(app.query_one(".finish-note").render())
         # The app takes the next prompt.
         prompt.load_text("again")
