@@ -187,7 +187,8 @@ async def demo_in_app(model: str, prompt_text: str, max_tokens: int) -> dict:
         wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     event = finished[0]
     return {"tps": event.timings.tokens_per_s(event.usage.completion_tokens), "cpu_share": cpu / wall,
-            "tokens": event.usage.completion_tokens}
+            "tokens": event.usage.completion_tokens, "threads": event.extra.get("n_threads"),
+            "threads_reason": event.extra.get("threads_reason", "")}
 
 
 def demo_headless(model: str, prompt_text: str, max_tokens: int) -> float:

@@ -18,20 +18,41 @@ LOOK_PERIOD_S = 0.25  # the background look at /proc/stat between generations
 MIN_WINDOW_S = 0.05  # a shorter window is mostly the 10 ms accounting tick's rounding: not used
 
 
-def _read_cpu_seconds() -> tuple[float, float] | None:
-    """(busy seconds of all CPUs incl. steal, this process's CPU seconds), or None off Linux."""
+def _process_seconds(pid: int | str, hz: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / hz  # utime, stime of all its threads
+
+
+def _read_cpu_seconds(include_parent: bool = False) -> tuple[float, float] | None:
+    """(busy seconds of all CPUs incl. steal, this process's CPU seconds), or None off Linux.
+
+    With include_parent, the app that started this worker counts as ours too."""
     try:
         hz = os.sysconf("SC_CLK_TCK")
         with open("/proc/stat") as f:
             fields = f.readline().split()
         user, nice, system, idle, iowait, irq, softirq, steal = (int(x) for x in fields[1:9])
         busy = (user + nice + system + irq + softirq + steal) / hz
-        with open("/proc/self/stat") as f:
-            own = f.read().rsplit(")", 1)[1].split()
-        mine = (int(own[11]) + int(own[12])) / hz  # utime, stime of all our threads
+        mine = _process_seconds("self", hz)
+        parent = os.getppid()
+        if include_parent and parent > 1:
+            try:
+                mine += _process_seconds(parent, hz)
+            except (OSError, ValueError, IndexError):
+                pass  # it is gone: we are about to be stopped anyway
         return busy, mine
     except (OSError, ValueError, IndexError, AttributeError):
         return None
+
+
+def _read_cpu_seconds_with_app() -> tuple[float, float] | None:
+    """For the look before a generation: the app's own work just before it (rendering the message
+    just sent, counting its tokens) is the request itself, over once we generate, not a program
+    competing with us; counted as other, it made the first answer of a session decode with one
+    thread instead of two (measured in the app, benchmarks/tui_stream.py). While we generate, the
+    app's rendering of our stream still counts (CpuLoad)."""
+    return _read_cpu_seconds(include_parent=True)
 
 
 Look = tuple[float, tuple[float, float] | None]  # (clock, _read_cpu_seconds())
@@ -78,7 +99,7 @@ class RecentLoad:
     covers MIN_WINDOW_S; otherwise, or without /proc, it answers None.
     """
 
-    def __init__(self, read: Callable[[], tuple[float, float] | None] = _read_cpu_seconds,
+    def __init__(self, read: Callable[[], tuple[float, float] | None] = _read_cpu_seconds_with_app,
                  clock: Callable[[], float] = time.monotonic, period: float = LOOK_PERIOD_S,
                  thread: bool = True) -> None:
         self._read, self._clock, self.period = read, clock, period

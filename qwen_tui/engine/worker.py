@@ -18,7 +18,36 @@ import argparse
 import mmap
 import os
 import signal
+import time
 from multiprocessing.connection import Connection
+
+
+# Streamed text goes to the app at most this often (the first piece at once): a message per
+# token woke the app's generation thread 100 times a second, and on a 2-core machine each wake-up
+# takes a core from llama.cpp's spinning threads in the middle of a token.
+TEXT_INTERVAL_S = 0.03
+
+
+class TextBatcher:
+    """Collect streamed text; send it when TEXT_INTERVAL_S has passed since the last send. Text
+    that arrives sooner waits for the next token (or the end), so it is late by at most a token."""
+
+    def __init__(self, send, interval: float = TEXT_INTERVAL_S) -> None:
+        self.send, self.interval = send, interval
+        self.parts: list[str] = []
+        self.last = float("-inf")
+
+    def __call__(self, text: str) -> None:
+        self.parts.append(text)
+        now = time.monotonic()
+        if now - self.last >= self.interval:
+            self.flush(now)
+
+    def flush(self, now: float | None = None) -> None:
+        if self.parts:
+            self.send(("text", "".join(self.parts)))
+            self.parts = []
+            self.last = time.monotonic() if now is None else now
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -73,16 +102,19 @@ def serve(conn: Connection, cancel: mmap.mmap) -> None:
         kind = msg[0]
         if kind == "generate":
             _, prompt, max_tokens, sampling = msg
+            text = TextBatcher(conn.send)
             try:
                 finished = runner.generate(
                     prompt,
                     max_tokens=max_tokens,
                     sampling=sampling,
-                    emit_text=lambda text: conn.send(("text", text)),
+                    emit_text=text,
                     cancelled=cancelled,
                 )
+                text.flush()
                 conn.send(("finished", finished))
             except EngineError as exc:
+                text.flush()
                 conn.send(("error", str(exc)))
         elif kind == "tokenize":
             if len(msg) > 3 and msg[3]:  # with images

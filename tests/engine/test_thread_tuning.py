@@ -288,3 +288,29 @@ def test_the_engine_reports_its_thread_choice(tiny_qwen35_path, isolated_home):
     assert events[-1].extra["n_threads"] == threads.n_threads
     # Choosing happened on the critical path without the old 0.1 s look at /proc/stat.
     assert 0 <= events[-1].extra["threads_look_ms"] < 100
+
+
+def test_the_apps_own_work_before_a_request_does_not_count_as_a_busy_machine(tmp_path):
+    # The worker's look before a generation: the app that started it (here: this test process)
+    # burning CPU right before it asks is the request being prepared, not a competing program.
+    import time
+
+    script = (
+        "import sys, time\n"
+        "from qwen_tui.engine.cpu_load import RecentLoad, _read_cpu_seconds\n"
+        "recent = RecentLoad(thread=False)\n"
+        "sys.stdout.write('ready\\n'); sys.stdout.flush()\n"
+        "sys.stdin.readline()\n"  # the parent burns CPU until it writes this line
+        "with_app = recent.others()\n"
+        "print(with_app)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "ready"
+    end = time.monotonic() + 0.6
+    while time.monotonic() < end:  # the parent (the "app") is busy on one core
+        sum(i * i for i in range(2000))
+    child.stdin.write("go\n")
+    child.stdin.flush()
+    seen = float(child.stdout.readline())
+    child.wait(timeout=10)
+    assert seen < 0.5, f"the app's own 100% of a core was counted as other programs: {seen:.2f} cores"
