@@ -248,7 +248,8 @@ async def main() -> None:
         inside = await demo_in_app(model, prompt_text, tokens)
         print(f"  demo model, {tokens} tokens: in the app {inside['tps']:.1f} tok/s vs headless {headless:.1f} tok/s "
               f"= {inside['tps'] / headless:.2f}x (target >= 0.9x); UI process CPU while streaming "
-              f"{inside['cpu_share']:.0%} of a core (target <= 15%)")
+              f"{inside['cpu_share']:.0%} of a core (target <= 15%); decode threads in the app: {inside['threads']} "
+              f"({inside['threads_reason']})")
 
 
 if __name__ == "__main__":
