@@ -9,7 +9,7 @@ image-tokens - 1 too few per image; TokenCounter (budget.py) adds them.
 The count is an *estimate* from the image's size (Pillow reads only the header), done the way
 the engine will do it:
 1. the worker downscales the image so that it costs at most `image_max_tokens`
-   (engine/vision.py `fit_size`: ceil(w / px) * ceil(h / px) <= cap, aspect kept);
+   (`fit_size`, which engine/vision.py uses too: ceil(w / px) * ceil(h / px) <= cap, aspect kept);
 2. llama.cpp's mtmd (tools/mtmd/mtmd-image.cpp `calc_size_preserved_ratio`, Qwen-VL projectors)
    aligns each side to the nearest multiple of px (patch size x spatial merge, 32 for Qwen 3.5),
    and rescales into [8, image_max_tokens] tokens if it falls outside;
@@ -30,7 +30,8 @@ EDGE_TOKENS = 2  # <|vision_start|> and <|vision_end|>
 
 
 def fit_size(width: int, height: int, max_tokens: int, px: int = DEFAULT_TOKEN_PIXELS) -> tuple[int, int]:
-    """The worker's downscale (engine/vision.py fit_size; that module loads llama.cpp, so not imported here)."""
+    """The largest size with the same aspect ratio that costs at most `max_tokens` image tokens (the worker's
+    downscale, engine/vision.py, uses this one)."""
     if math.ceil(width / px) * math.ceil(height / px) <= max_tokens:
         return width, height
     scale = math.sqrt(max_tokens * px * px / (width * height))

@@ -21,7 +21,6 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import io
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import llama_cpp
 from llama_cpp import mtmd_cpp as mtmd
 
 from qwen_tui.engine.errors import EngineError
+from qwen_tui.context.image_cost import fit_size  # the same downscale the context budget counts
 
 QWEN_IMAGE = "<|vision_start|><|image_pad|><|vision_end|>"  # what Qwen 3.5's template writes per image
 PLACEHOLDER_STRIDE = 1 << 16  # placeholder ids: -(1 + slot * stride + position in the image)
@@ -71,17 +71,6 @@ def token_pixels(mmproj: str | Path) -> int:
     patch = int(meta.get("clip.vision.patch_size", 16) or 16)
     merge = int(meta.get("clip.vision.spatial_merge_size", 2) or 2)
     return patch * merge
-
-
-def fit_size(width: int, height: int, max_tokens: int, px: int = 32) -> tuple[int, int]:
-    """The largest size with the same aspect ratio that costs at most `max_tokens` image tokens."""
-    if math.ceil(width / px) * math.ceil(height / px) <= max_tokens:
-        return width, height
-    scale = math.sqrt(max_tokens * px * px / (width * height))
-    w, h = max(px, int(width * scale)), max(px, int(height * scale))
-    while math.ceil(w / px) * math.ceil(h / px) > max_tokens:
-        w, h = max(px, int(w * 0.97)), max(px, int(h * 0.97))
-    return w, h
 
 
 def load_image(source: str | Path | bytes, max_tokens: int, px: int = 32):
