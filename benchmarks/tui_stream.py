@@ -30,12 +30,22 @@ from textual import events  # noqa: E402
 from qwen_tui.conversation import Message  # noqa: E402
 from qwen_tui.testing.fake_engine import FakeEngine  # noqa: E402
 from qwen_tui.ui.app import QwenApp  # noqa: E402
+from qwen_tui.ui.widgets import markdown_stream  # noqa: E402
+from qwen_tui.ui.widgets.messages import AssistantMessage  # noqa: E402
+from qwen_tui.ui.widgets.settled_answer import SettledAnswer  # noqa: E402
 from qwen_tui.ui.widgets.prompt import PromptInput  # noqa: E402
 
 REPLY_PARAGRAPH = (
     "Here is **some** markdown with `inline code`, a [link](https://example.com) and a list:\n\n"
     "- first item\n- second item with *emphasis*\n\n```python\ndef f(x):\n    return x * 2\n```\n\n"
 )
+
+
+def paragraphs(n: int) -> str:
+    """`n` reply paragraphs, each different (numbered): Markdown rendered once is cached by its
+    text, so a reply of one paragraph repeated would be cheaper to draw than any real answer."""
+    return "".join(REPLY_PARAGRAPH.replace("**some**", f"**part {i}**").replace("x * 2", f"x * {i}")
+                   for i in range(n))
 
 
 def p(values, q):
@@ -59,6 +69,7 @@ class FrameCounter:
 
 async def stream_once(reply: str, tokens_per_s: float, history: int = 0, keys: int = 20) -> dict:
     engine = FakeEngine([reply], tokens_per_s=tokens_per_s, chunk=4)
+    markdown_stream.clear_render_cache()  # each run draws its text from scratch, as a new app would
     app = QwenApp(lambda: engine)
     async with app.run_test(size=(120, 40)) as pilot:
         counter = FrameCounter(app)
@@ -66,7 +77,7 @@ async def stream_once(reply: str, tokens_per_s: float, history: int = 0, keys: i
             await pilot.pause(0.01)
         if history:
             await app.show_history([
-                Message("user", f"question {i}") if i % 2 == 0 else Message("assistant", REPLY_PARAGRAPH * 2)
+                Message("user", f"question {i}") if i % 2 == 0 else Message("assistant", paragraphs(2).replace("part", f"message {i} part"))
                 for i in range(history)
             ])
             await pilot.pause(0.2)
@@ -93,7 +104,8 @@ async def stream_once(reply: str, tokens_per_s: float, history: int = 0, keys: i
         wall = time.perf_counter() - t0
         cpu = time.process_time() - cpu0
         got = app.conversation.messages[-1].content
-        frozen = app.query(".answer").last().render()
+        # What the finished answer shows: its settled blocks (widgets/settled_answer.py).
+        shown = "".join(w.source for w in app.query(AssistantMessage).last().query(SettledAnswer))
         return {
             "wall_s": wall,
             "frames": counter.frames - frames0,
@@ -101,7 +113,8 @@ async def stream_once(reply: str, tokens_per_s: float, history: int = 0, keys: i
             "lat_p50": p(latencies, 0.5) if latencies else float("nan"),
             "lat_p95": p(latencies, 0.95) if latencies else float("nan"),
             "keys": len(latencies),
-            "intact": got == reply.strip() and frozen is not None,  # answers are stored stripped
+            "latencies": latencies,
+            "intact": got == reply.strip() == shown.strip(),  # answers are stored stripped
             "interval": app.pacer.interval,
         }
 
@@ -213,12 +226,13 @@ async def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--no-model", action="store_true", help="skip the real-model comparison")
     args = parser.parse_args()
-    reply = REPLY_PARAGRAPH * (6 if args.quick else 20)
+    n_paragraphs = 6 if args.quick else 20
+    reply = paragraphs(n_paragraphs)
 
     print(f"reply: {len(reply)} characters, streamed in 4-character tokens, 120x40 headless")
     # As fast as possible, the reply is 4x longer: a stream of a fraction of a second would give
     # one or two key samples (each key waits for its frame), too few for a p95.
-    fast_reply = reply * 4
+    fast_reply = paragraphs(4 * n_paragraphs)
     for rate, label, text in ((200, "200 tok/s", reply), (0, "as fast as possible", fast_reply)):
         r = await stream_once(text, rate, keys=60)
         print(f"  {label:>20}: {r['wall_s']:.2f} s, {r['frames']} frames ({r['frames'] / r['wall_s']:.0f}/s), "

@@ -33,10 +33,12 @@ from qwen_tui.ui.screens.dialogs import ErrorDialog
 from qwen_tui.ui.image_input import ImageInputMixin
 from qwen_tui.ui.screens.models import ModelsMixin
 from qwen_tui.ui.history import mount_history
+from qwen_tui.ui.gc_pause import StreamingCollector
 from qwen_tui.ui.pacing import FlushPacer
 from qwen_tui.ui.session_actions import SessionActionsMixin
 from qwen_tui.ui.themes import ThemesMixin
 from qwen_tui.ui.turn import FINISH_REASON, TurnView
+from qwen_tui.ui.widgets import markdown_stream
 from qwen_tui.ui.widgets.messages import AssistantMessage
 from qwen_tui.ui.widgets.prompt import PromptInput
 from qwen_tui.ui.widgets.status import StatusBar, human_bytes
@@ -46,6 +48,8 @@ from qwen_tui.ui.widgets.transcript import Transcript
 # profiled), so on small machines fewer of them leave the CPU to the model; 10-15 Hz still reads
 # as smooth streaming.
 FLUSH_HZ = 10 if (os.cpu_count() or 1) <= 4 else 15
+# A backlog (a burst bigger than a slice) is put on screen one slice per this many seconds.
+DRAIN_INTERVAL = 1 / 15
 
 @dataclass
 class LoadProgress(Message):
@@ -111,6 +115,7 @@ class QwenApp(CommandsMixin, ContextMixin, ThemesMixin, ModelsMixin, ImageInputM
         self._sent = 0
         self._pending_ask = None
         self.pacer = FlushPacer(max_hz=FLUSH_HZ)
+        self.collector = StreamingCollector()  # ui/gc_pause.py
         # Config: defaults < config.toml < QWEN_TUI_* < flags (launch.py passes the merged settings).
         self.settings = settings or load_settings()
         self.config_problems = list(self.settings.problems)
@@ -157,6 +162,7 @@ class QwenApp(CommandsMixin, ContextMixin, ThemesMixin, ModelsMixin, ImageInputM
             self.start_theme_watcher()
         if self._history:
             self.run_worker(self.show_history(self._history), group="history")
+        self.run_worker(lambda: markdown_stream.warm_up(self), thread=True, group="warm-up", exit_on_error=False)
         self.load_model()
 
     # -- model loading -----------------------------------------------------------------------
@@ -236,6 +242,7 @@ class QwenApp(CommandsMixin, ContextMixin, ThemesMixin, ModelsMixin, ImageInputM
         self.generating = True
         self.status.state = "thinking" if self.thinking else "answering"
         self.pacer.turn_started()
+        self.collector.turn_started()
         self.generate(messages, self.thinking)
 
     def _start_plugin_watcher(self) -> None:
@@ -277,9 +284,14 @@ class QwenApp(CommandsMixin, ContextMixin, ThemesMixin, ModelsMixin, ImageInputM
                            fit=self.compactor.fit_request if self.compactor is not None else None)
         batch: list = []
         last_post = 0.0
+        prerender = markdown_stream.AnswerPrerender(self)  # the answer's finished blocks, drawn here
         try:
             for event in self.agent.run(messages, thinking=thinking, max_tokens=self.max_tokens):
                 batch.append(event)
+                if isinstance(event, ev.AnswerDelta):
+                    prerender.answer(event.text)
+                elif isinstance(event, ev.StepFinished):
+                    prerender.step_finished()
                 now = time.monotonic()
                 if not isinstance(event, (ev.AnswerDelta, ev.ReasoningDelta)) or now - last_post >= self.pacer.interval:
                     self.post_message(EngineEvents(batch))
@@ -291,7 +303,11 @@ class QwenApp(CommandsMixin, ContextMixin, ThemesMixin, ModelsMixin, ImageInputM
 
     async def on_engine_events(self, message: EngineEvents) -> None:
         # One slice of the turn's backlog per message (ui/turn.py); an empty batch is the app
-        # asking itself for the next slice, queued behind any keys that came in meanwhile.
+        # asking itself for the next slice, DRAIN_INTERVAL later. Slices applied back to back
+        # starved the screen's update timer, so a typed key waited for several slices before a
+        # frame showed it; and a key's frame is cheap (the prompt alone) only while the
+        # transcript is not changing, so the transcript changes at a bounded rate.
+        self.collector.batch_arrived()
         if message.events:
             self.pacer.handed_over()
         else:
@@ -301,7 +317,7 @@ class QwenApp(CommandsMixin, ContextMixin, ThemesMixin, ModelsMixin, ImageInputM
             await self._finish_turn(finished)
         elif self.turn.pending and not self.turn.drain_posted:
             self.turn.drain_posted = True
-            self.post_message(EngineEvents([]))
+            self.set_timer(DRAIN_INTERVAL, lambda: self.post_message(EngineEvents([])))
 
     async def _finish_turn(self, finished) -> None:
         turn = self.turn
@@ -311,6 +327,7 @@ class QwenApp(CommandsMixin, ContextMixin, ThemesMixin, ModelsMixin, ImageInputM
         if step is not None and not turn.blocks:
             self.session_log.finish_answer(step.finished.reason, step.finished.usage, step.finished.timings)
         self.generating = False  # only now: the answer is on screen and in the conversation
+        self.collector.turn_finished()
         self.status.state = "idle"
         if step is not None:
             n = step.finished.usage.completion_tokens
@@ -372,6 +389,7 @@ class QwenApp(CommandsMixin, ContextMixin, ThemesMixin, ModelsMixin, ImageInputM
             blocks[-1].action_toggle()
 
     async def on_unmount(self) -> None:
+        self.collector.turn_finished()  # quitting mid-answer: the process's objects are collectable again
         if getattr(self, "_watcher", None) is not None:
             self._watcher.stop()
         if self.toolset is not None and self.toolset.host is not None:

@@ -15,6 +15,10 @@ from qwen_tui.ui.widgets.messages import AssistantMessage, NoticeMessage, ToolCa
 # a few tens of ms here; a whole burst of 2,800 characters held keys for 0.8 s).
 SLICE_CHARS = 400
 SLICE_EVENTS = 200
+# A bigger backlog is shown in bigger slices, so any burst is on screen within about this many
+# slices (the app applies one per DRAIN_INTERVAL): a slice's cost hardly grows with its text now
+# (finished blocks are rendered ahead, the live tail stays short).
+DRAIN_SLICES = 8
 
 FINISH_REASON = {"answered": "stop", "cancelled": "cancelled", "error": "error", "step_limit": "length"}
 
@@ -32,6 +36,7 @@ class TurnView:
         self.step_started = False
         self.last_step: ev.StepFinished | None = None
         self.backlog: deque = deque()  # events received and not yet on screen, in order
+        self.backlog_chars = 0  # text in the backlog
         self.drain_posted = False  # the app has asked itself to apply the next slice
 
     async def _ensure_live(self) -> AssistantMessage:
@@ -48,6 +53,7 @@ class TurnView:
         several UI messages, so keys typed meanwhile are handled between slices, not after all
         of it. What is left stays in `backlog`, in order; `pending` says whether any is."""
         self.backlog.extend(events)
+        self.backlog_chars += sum(len(e.text) for e in events if isinstance(e, (ev.ReasoningDelta, ev.AnswerDelta)))
         finished = await self._apply_slice()
         return finished
 
@@ -56,9 +62,10 @@ class TurnView:
         return bool(self.backlog)
 
     async def _apply_slice(self) -> ev.AgentFinished | None:
-        budget, count = SLICE_CHARS, 0
+        budget, count = max(SLICE_CHARS, self.backlog_chars // DRAIN_SLICES), 0
+        max_events = max(SLICE_EVENTS, len(self.backlog) // DRAIN_SLICES)
         kind, parts = None, []  # consecutive deltas of one kind are applied together
-        while self.backlog and budget > 0 and count < SLICE_EVENTS:
+        while self.backlog and budget > 0 and count < max_events:
             event = self.backlog.popleft()
             count += 1
             if isinstance(event, (ev.ReasoningDelta, ev.AnswerDelta)):
@@ -67,6 +74,7 @@ class TurnView:
                     self.backlog.appendleft(type(event)(text[budget:]))
                     text = text[:budget]
                 budget -= len(text)
+                self.backlog_chars -= len(text)
                 if kind is not type(event) and parts:
                     await self._deltas(kind, "".join(parts))
                     parts = []

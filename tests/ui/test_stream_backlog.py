@@ -11,7 +11,7 @@ from qwen_tui.testing.fake_engine import FakeEngine
 from qwen_tui.ui import turn as turn_module
 from qwen_tui.ui.app import QwenApp
 from qwen_tui.ui.turn import TurnView
-from qwen_tui.ui.widgets.messages import LIVE_CHARS, AssistantMessage, LiveMarkdown, SettledPiece
+from qwen_tui.ui.widgets.messages import LIVE_CHARS, AssistantMessage, LiveTail, SettledAnswer
 from qwen_tui.ui.widgets.prompt import PromptInput
 
 PARAGRAPH = (
@@ -39,11 +39,11 @@ def record_slices(monkeypatch, app, on_slice=None):
 
     async def apply(self, events=()):
         finished = await original(self, events)
-        live = self.live._live if self.live is not None else None
+        live = self.live._tail if self.live is not None else None
         # a slice may still arrive while the app shuts down at the end of a test: no prompt then
         prompts = app.query(PromptInput)
         seen.append((len(events), len(self.backlog), prompts.first().text if prompts else "",
-                     len(live.source) if isinstance(live, LiveMarkdown) else 0))
+                     len(live.source) if isinstance(live, LiveTail) else 0))
         if on_slice is not None:
             on_slice(self, len(events))
         return finished
@@ -76,7 +76,7 @@ async def test_a_burst_is_shown_in_slices_and_a_key_typed_during_it_is_handled_b
         assert len(drains) >= 2  # the app asked itself for the rest, slice by slice
         # The key was handled while part of the burst was still waiting, not after all of it.
         assert any(text.endswith("x") and backlog > 0 for _, backlog, text, _ in seen[big + 1:])
-        # The live Markdown widget never held more than its bound plus one unfinished block.
+        # The live tail never held more than its bound plus one unfinished block.
         assert max(s[3] for s in seen) < LIVE_CHARS + 200
         # Everything arrived, in order: in the conversation and on screen.
         assert app.conversation.messages[-1].content == reply
@@ -91,8 +91,9 @@ async def test_finished_blocks_leave_the_live_widget_and_the_answer_reads_the_sa
     live_sizes = []
 
     def watch(turn, handed_over):
-        if turn.live is not None and turn.live._live is not None:
-            live_sizes.append((len(turn.live._live.source), len(turn.live.query(SettledPiece))))
+        if turn.live is not None and turn.live._tail is not None:
+            settled = turn.live.query(SettledAnswer)
+            live_sizes.append((len(turn.live._tail.source), len(settled.first().blocks) if settled else 0))
 
     record_slices(monkeypatch, app, watch)
     async with app.run_test(size=(100, 30)) as pilot:
@@ -102,13 +103,11 @@ async def test_finished_blocks_leave_the_live_widget_and_the_answer_reads_the_sa
         prompt.action_submit()
         await wait_for(pilot, lambda: answered(app))
         assert max(size for size, _ in live_sizes) < LIVE_CHARS + 200
-        assert live_sizes[-1][1] >= 2  # finished blocks went into static pieces as it streamed
+        assert live_sizes[-1][1] >= 2  # finished blocks left the live widget as it streamed
         answer = app.query_one(AssistantMessage)
-        # Frozen: pieces plus the rest, no live widget left; the pieces and the rest are the answer.
-        assert not answer.query(LiveMarkdown)
-        pieces = "".join(p.source for p in answer.query(SettledPiece))
-        rest = answer.query(".answer").last().visual.source
-        assert (pieces + rest).strip() == reply == app.conversation.messages[-1].content
+        # Frozen: no live widget left; the settled blocks, the last one included, are the answer.
+        assert not answer.query(LiveTail)
+        assert answer.query_one(SettledAnswer).source.strip() == reply == app.conversation.messages[-1].content
 
 
 async def test_escape_during_a_backlog_stops_the_answer_and_keeps_what_was_shown(monkeypatch):
@@ -140,7 +139,8 @@ async def test_escape_during_a_backlog_stops_the_answer_and_keeps_what_was_shown
         # The app takes the next prompt.
         prompt.load_text("again")
         prompt.action_submit()
-        await wait_for(pilot, lambda: len(app.query(AssistantMessage)) == 2 and not app.generating)
+        await wait_for(pilot, lambda: len(app.conversation.messages) == 4 and not app.generating)
+        assert app.conversation.messages[-1].content == reply.strip()
 
 
 def test_finished_blocks_are_cut_only_between_top_level_blocks():

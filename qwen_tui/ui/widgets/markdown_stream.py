@@ -1,33 +1,23 @@
-"""Markdown for streamed answers: the live tail, the static pieces it settles into, and a
-Rich-Markdown visual that renders once per width.
-
-The live part is a Textual Markdown widget fed through `MarkdownStream`; each of its blocks is a
-widget laid out on every repaint, so it is kept short (LIVE_CHARS) and finished blocks leave it
-for static pieces, which render once and stay cached.
+"""Markdown for streamed answers, all drawn by Rich: the live tail (its unfinished end, redrawn
+as it grows and kept short, LIVE_CHARS), the render cache the finished blocks are drawn from
+(settled_answer.py), filled ahead by the generation thread (AnswerPrerender), and a visual for
+finished answers that renders once per width.
 """
 
 from __future__ import annotations
 
+import copy
+import re
 import threading
 from collections import OrderedDict
 
+from markdown_it import MarkdownIt
 from rich.markdown import Markdown as RichMarkdown
 from rich.segment import Segment
 from textual._context import active_app
 from textual.strip import Strip
 from textual.visual import Visual
-from textual.widgets import Markdown, Static
-from textual.widgets._markdown import MarkdownFence
-
-
-class _LiveFence(MarkdownFence):
-    """A code block in the live answer. A fence without a language (as it is while "```" has
-    arrived but its info string hasn't, or when the model gives none) is shown as plain text:
-    Textual would otherwise guess the language with Pygments, ~100 ms per repaint (profiled)."""
-
-    @classmethod
-    def highlight(cls, code: str, language: str, ansi: bool = False, dark: bool = False):
-        return super().highlight(code, language or "text", ansi=ansi, dark=dark)
+from textual.widgets import Static
 
 
 class MarkdownVisual(Visual):
@@ -40,15 +30,18 @@ class MarkdownVisual(Visual):
     does for any Rich renderable.
     """
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, *, cached: bool = True) -> None:
         self.source = source
+        self.cached = cached  # False for a text drawn once (the live tail): kept out of the shared cache
         self._width: int | None = None
         self._lines: list[list[Segment]] = []
+        self._strips: tuple[object, int, list[Strip]] | None = None  # (base style, width, strips)
 
     def lines(self, width: int) -> list[list[Segment]]:
         global last_width
         if width != self._width:
-            self._lines = rendered_lines(active_app.get(), self.source, width)
+            render = rendered_lines if self.cached else render_markdown
+            self._lines = render(active_app.get(), self.source, width)
             self._width = last_width = width
         return self._lines
 
@@ -59,19 +52,25 @@ class MarkdownVisual(Visual):
         return len(self.lines(width))
 
     def render_strips(self, width: int, height: int | None, style, options) -> list[Strip]:
+        # Kept too: Textual asks again for every line whenever the widget is repainted (a scroll,
+        # a layout change around it), and making the strips again was a third of a frame.
         base = style.rich_style
-        lines = self.lines(width)[:height] if height is not None else self.lines(width)
-        if not base:
-            return [Strip(line) for line in lines]
-        return [Strip([Segment(text, base + seg_style if seg_style else base, control)
-                       for text, seg_style, control in line]) for line in lines]
+        if self._strips is None or self._strips[:2] != (base, width):
+            lines = self.lines(width)
+            strips = [Strip([Segment(text, base + seg_style if seg_style else base, control)
+                             for text, seg_style, control in line]) if base else Strip(line) for line in lines]
+            self._strips = (base, width, strips)
+        strips = self._strips[2]
+        return strips[:height] if height is not None else strips
 
 
 # Rendered Markdown lines, shared by every block that shows the same text at the same width: a
 # block rebuilt when scrolling brings it back (widgets/transcript.py) is not rendered again, and
 # older blocks can be rendered ahead in a thread (`prerender`) before PageUp reaches them.
-# Bounded by entries; a long transcript's blocks are a few KB of segments each.
-RENDER_CACHE_ENTRIES = 400
+# Bounded by entries; a block is a few KB of segments. Streamed answers add an entry per block
+# (rendered ahead by the generation thread, which can be hundreds of blocks ahead of the screen
+# in a fast stream: 400 entries let them be evicted before use).
+RENDER_CACHE_ENTRIES = 4000
 _rendered: OrderedDict[tuple[str, int], list[list[Segment]]] = OrderedDict()
 _rendered_lock = threading.Lock()
 # Renders done on the UI thread because the lines were not ready (tests count them).
@@ -91,14 +90,39 @@ def rendered_lines(app, source: str, width: int) -> list[list[Segment]]:
             return lines
     if threading.current_thread() is threading.main_thread():
         ui_thread_renders += 1
-    options = app.console_options.update(highlight=False).update_width(width)
-    segments = app.console.render(RichMarkdown(source, code_theme="monokai"), options)
-    lines = list(Segment.split_and_crop_lines(segments, width, include_new_lines=False, pad=False))
+    lines = render_markdown(app, source, width)
     with _rendered_lock:
         _rendered[key] = lines
         while len(_rendered) > RENDER_CACHE_ENTRIES:
             _rendered.popitem(last=False)
     return lines
+
+
+# Rich builds a new markdown-it parser for every document, which costs more than rendering a
+# short block (44 of 106 ms for 120 blocks, measured); one parser serves every render (parsing
+# keeps its state per call, so threads can share it).
+_TEMPLATE = RichMarkdown("", code_theme="monokai")
+_PARSER = MarkdownIt().enable("strikethrough").enable("table")
+
+
+def rich_markdown(source: str) -> RichMarkdown:
+    """Rich's Markdown renderable for `source`, as `RichMarkdown(source, code_theme="monokai")`."""
+    markdown = copy.copy(_TEMPLATE)
+    markdown.markup = source
+    markdown.parsed = _PARSER.parse(source)
+    return markdown
+
+
+def render_markdown(app, source: str, width: int) -> list[list[Segment]]:
+    """`source` as Rich renders it at `width`, in lines (not cached)."""
+    options = app.console_options.update(highlight=False).update_width(width)
+    segments = app.console.render(rich_markdown(source), options)
+    return list(Segment.split_and_crop_lines(segments, width, include_new_lines=False, pad=False))
+
+
+def clear_render_cache() -> None:
+    with _rendered_lock:
+        _rendered.clear()
 
 
 def is_rendered(source: str, width: int) -> bool:
@@ -115,68 +139,53 @@ def prerender(app, sources: list[str], width: int) -> None:
 def frozen_markdown(text: str, classes: str = "answer") -> Static:
     return Static(MarkdownVisual(text), classes=classes)
 
-class SettledPiece(Static):
-    """Finished blocks of a streaming answer, rendered once as a Rich Markdown renderable. The
-    bottom margin stands for the blank line Rich puts between blocks of one document."""
+class LiveTail(Static):
+    """The unfinished end of a streaming answer, drawn by Rich like everything else of the answer
+    and redrawn whole when it grows.
 
-    DEFAULT_CSS = """
-    SettledPiece {
-        height: auto;
-        margin: 0 0 1 0;
-    }
-    """
+    It holds at most about LIVE_CHARS (or one long unfinished block): finished blocks leave it for
+    the answer's SettledAnswer as soon as it is past that. Textual's Markdown widget fed through
+    `Markdown.get_stream()` was used here before; it makes a widget per block and, while it mounts
+    them, holds every frame back (App.batch_update), 25-40 ms a time, and replacing it when
+    blocks left took 30-95 ms in the app's message handler. In a fast stream that kept typed keys
+    off the screen: key latency p95 110-130 ms, against 36-61 ms with this widget; at 200 tok/s
+    31-41 ms and 33-35% of a core, against 15-28 ms and 20% (benchmarks/tui_stream.py, one run
+    each). Re-rendering a few hundred characters costs 1-3 ms; it also looks the same before and
+    after a block settles, which the Markdown widget did not."""
 
-    def __init__(self, source: str) -> None:
-        super().__init__(MarkdownVisual(source), classes="answer settled")
-        self.source = source
+    def __init__(self) -> None:
+        super().__init__("", classes="answer live")
+        self.source = ""
 
-
-class LiveStream:
-    """Feeds the live Markdown widget through Textual's `MarkdownStream` (Markdown.get_stream), and
-    replaces its whole text when finished blocks leave it."""
-
-    def __init__(self, widget: LiveMarkdown) -> None:
-        self.widget = widget
-        # Made at the first write: stopping a stream whose task never ran would cancel the caller.
-        self._stream = None
-
-    async def write(self, text: str) -> None:
-        if self._stream is None:
-            self._stream = Markdown.get_stream(self.widget)
-        await self._stream.write(text)
-
-    async def restart(self, text: str) -> None:
-        """Replace the widget's whole text (the settled blocks left it)."""
-        await self.stop()
-        await self.widget.update(text)
-
-    async def stop(self) -> None:
-        stream, self._stream = self._stream, None
-        if stream is not None:
-            await stream.stop()
+    def show(self, text: str) -> None:
+        self.source = text
+        self.update(MarkdownVisual(text, cached=False))
 
 
-class LiveMarkdown(Markdown):
-    BLOCKS = {**Markdown.BLOCKS, "fence": _LiveFence, "code_block": _LiveFence}
-
-
-# The live Markdown widget keeps about this much text at most while finished blocks can leave it
-# (each of its blocks is a widget laid out on every repaint); a static piece of finished blocks is
-# at most about PIECE_CHARS (bigger only when one block is), so rendering one stays short.
+# The live tail keeps about this much text at most while finished blocks can leave it (it is
+# redrawn whole as it grows); finished blocks go to the answer's SettledAnswer
+# (settled_answer.py), each rendered on its own.
 LIVE_CHARS = 400
-PIECE_CHARS = 1200
 _FENCES = ("```", "~~~")
+
+
+_LIST_ITEM = re.compile(r"([-*+]|\d{1,9}[.)])(\s|$)")
+_LONGEST_ITEM_MARKER = 11  # "123456789. "
 
 
 def block_starts(text: str) -> list[int]:
     """Offsets where a new top-level block starts after a finished one, in streamed Markdown.
 
     A block is finished when a blank line follows it, outside a code fence, and what comes after
-    is not indented (an indented line continues a list item or is code)."""
+    is not indented (an indented line continues a list item or is code), nor the next item of a
+    list the block is (a loose list is one list: its items are rendered, and numbered, together).
+    A start is only given once it is certain: text streamed later never moves or removes it, so
+    the generation thread (AnswerPrerender) and the UI, seeing different prefixes, cut alike."""
     in_fence = False
     starts: list[int] = []
     offset = 0
     lines = text.split("\n")
+    block_is_list = bool(lines) and bool(_LIST_ITEM.match(lines[0]))
     for i, line in enumerate(lines[:-1]):
         offset += len(line) + 1
         stripped = line.lstrip()
@@ -187,7 +196,13 @@ def block_starts(text: str) -> list[int]:
             continue
         following = lines[i + 1]
         if following and not following[0].isspace() and following.strip():
+            if i + 1 == len(lines) - 1 and len(following) < _LONGEST_ITEM_MARKER:
+                break  # still arriving: "1" may yet become "1. item"; decided when more is known
+            following_is_item = bool(_LIST_ITEM.match(following))
+            if block_is_list and following_is_item:
+                continue
             starts.append(offset)
+            block_is_list = following_is_item
     return starts
 
 
@@ -205,3 +220,63 @@ def split_blocks(settled: str) -> list[str]:
     """Finished Markdown cut into its top-level blocks (each with its trailing blank lines)."""
     cuts = [0, *block_starts(settled), len(settled)]
     return [settled[a:b] for a, b in zip(cuts, cuts[1:]) if b > a]
+
+
+class AnswerPrerender:
+    """Renders a streaming answer's finished blocks as they arrive, in the thread that receives
+    the model's text, so the UI thread finds their lines in the cache when they leave the live
+    widget (rendering a block with code highlighting on the UI thread held a frame for 10-40 ms).
+
+    Its blocks are the ones the UI settles: `block_starts` over the answer from the start of the
+    first unrendered block, which is where the UI's live text starts too (a block start outside a
+    code fence). A miss (the width changed meanwhile) only means the UI renders it itself."""
+
+    def __init__(self, app, render=None) -> None:
+        self.app = app
+        self._render = render or rendered_lines
+        self._text = ""  # the answer from the first block not rendered yet
+        self.rendered = 0  # blocks rendered ahead (tests read it)
+
+    def answer(self, text: str) -> None:
+        self._text += text
+        width = last_width
+        starts = block_starts(self._text)
+        if not starts or width is None:
+            return
+        from qwen_tui.ui.widgets.settled_answer import block_source
+
+        for a, b in zip([0, *starts], starts):
+            self._render(self.app, block_source(self._text[a:b]), width)
+            self.rendered += 1
+        self._text = self._text[starts[-1]:]
+
+    def step_finished(self) -> None:
+        """The step's answer is complete: its last block is rendered too (the UI settles it when
+        the answer is frozen), and the next step's answer starts afresh, in a new message."""
+        from qwen_tui.ui.widgets.settled_answer import block_source
+
+        text, self._text = self._text, ""
+        width = last_width
+        if text.strip() and width is not None:
+            for block in split_blocks(text):
+                self._render(self.app, block_source(block), width)
+                self.rendered += 1
+
+
+WARM_UP = "A **warm-up** with `code`:\n\n- item\n\n```python\ndef f(x):\n    return x\n```\n"
+
+
+def warm_up(app) -> None:
+    """Render a small answer once (in a thread worker at start-up): the first real one would
+    otherwise pay for importing Rich's Markdown parts and Pygments' lexers and styles mid-frame.
+    A language Pygments does not know (or one still being typed in a streaming fence, "```pyt")
+    makes it look through installed plugins once per process: 0.4 s, measured in a frame."""
+    options = app.console_options.update(highlight=False).update_width(80)
+    list(app.console.render(rich_markdown(WARM_UP), options))
+    from pygments.lexers import get_lexer_by_name
+    from pygments.util import ClassNotFound
+
+    try:
+        get_lexer_by_name("qwen-tui-warm-up")
+    except ClassNotFound:
+        pass

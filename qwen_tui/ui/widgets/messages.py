@@ -1,11 +1,11 @@
 """Transcript blocks: the user's prompts, the model's reasoning and answers, notices.
 
-Rendering cost decides the design. While an answer streams, its end lives in one Textual
-Markdown widget fed through `MarkdownStream` (appends, not re-renders) and its finished blocks
-in static pieces (markdown_stream.py). Finished answers are Statics drawing Rich Markdown: a
-finished Markdown widget is a tree of block widgets (33 per message on average), and 50 of them
-made streaming 3x slower (measured); one Static per message keeps a long transcript as cheap as
-an empty one.
+Rendering cost decides the design. While an answer streams, its unfinished end is a short
+live tail redrawn by Rich (LiveTail) and its finished blocks live in one SettledAnswer drawn from
+cached per-block renders (settled_answer.py, markdown_stream.py). Finished answers are Statics
+drawing Rich Markdown: a finished Textual Markdown widget is a tree of block widgets (33 per
+message on average), and 50 of them made streaming 3x slower (measured); one Static per message
+keeps a long transcript as cheap as an empty one.
 Reasoning is plain text: it streams fast and is rarely read in full.
 """
 
@@ -20,16 +20,15 @@ from textual.widgets import Static
 
 from qwen_tui.ui.widgets.markdown_stream import (  # noqa: F401 - re-exported for callers and tests
     LIVE_CHARS,
-    PIECE_CHARS,
-    LiveMarkdown,
-    LiveStream,
+    LiveTail,
     MarkdownVisual,
-    SettledPiece,
     block_starts,
     frozen_markdown,
     settled_prefix_end,
     split_blocks,
 )
+from qwen_tui.ui.widgets import markdown_stream
+from qwen_tui.ui.widgets.settled_answer import SettledAnswer
 
 
 class UserMessage(Static):
@@ -112,13 +111,12 @@ class AssistantMessage(Vertical):
         self.border_title = "assistant"
         self.text = text
         self.reasoning: ReasoningBlock | None = None
-        self._live: LiveMarkdown | None = None
-        self._stream = None
+        self._tail: LiveTail | None = None  # the answer's unfinished end, while it streams
         self.finished = finished
         self._history_reasoning = reasoning
         self.note = note  # how it ended, when not normally
-        self._live_text = ""  # the part of the answer in the live Markdown widget (its unsettled end)
-        self._pieces: list[SettledPiece] = []  # the settled part of the answer, in bounded pieces
+        self._live_text = ""  # the part of the answer in the live tail (its unsettled end)
+        self._settled: SettledAnswer | None = None  # the answer's finished blocks, once there are any
 
     def rebuild(self):
         if not self.finished:
@@ -139,6 +137,10 @@ class AssistantMessage(Vertical):
         if self.note:
             yield Static(Text(f"[{self.note}]", style="italic"), classes="finish-note")
 
+    def on_resize(self) -> None:
+        # The width answers are drawn at: the generation thread renders finished blocks ahead at it.
+        markdown_stream.last_width = self.content_size.width
+
     def append_reasoning(self, text: str) -> None:
         if self.reasoning is None:
             self.reasoning = ReasoningBlock()
@@ -146,61 +148,58 @@ class AssistantMessage(Vertical):
         self.reasoning.append(text)
 
     async def append_answer(self, text: str) -> None:
-        """Add streamed answer text. The live Markdown widget holds only the answer's end (about
+        """Add streamed answer text. The live tail holds only the answer's end (about
         LIVE_CHARS): past that, its finished blocks (a blank line and the start of the next block
-        follow them) leave it for static pieces, and a large incoming chunk's finished blocks go
-        straight into pieces without ever entering the live widget (mounting a tree of block
-        widgets only to take it out again cost 800 ms for 2,800 characters, profiled)."""
+        follow them) leave it for the SettledAnswer, whose blocks are most often rendered already
+        (AnswerPrerender), so a large incoming chunk costs no more than a small one."""
         if not text:
             return
-        if self._live is None:
-            if self.reasoning is not None and not self.reasoning.finished:
-                self.reasoning.finish()
-            self._live = LiveMarkdown(classes="answer")
-            await self.mount(self._live)
-            self._stream = LiveStream(self._live)
+        if self.reasoning is not None and not self.reasoning.finished:
+            self.reasoning.finish()
         self.text += text
-        combined = self._live_text + text
-        cut = settled_prefix_end(combined) if len(combined) > LIVE_CHARS else 0
-        if cut <= 0:  # small still, or one long unfinished block (a long code block): stays live
-            self._live_text = combined
-            await self._stream.write(text)
-            return
-        await self._settle(combined[:cut])
-        self._live_text = combined[cut:]
-        await self._stream.restart(self._live_text)
+        live = self._live_text + text
+        cut = settled_prefix_end(live) if len(live) > LIVE_CHARS else 0
+        with self.app.batch_update():  # the blocks that settle and the shorter tail: one frame
+            if cut:
+                self._settle(split_blocks(live[:cut]), before=self._tail)
+                live = live[cut:]
+            if self._tail is None:
+                self._tail = LiveTail()
+                self.mount(self._tail)
+            self._tail.show(live)
+        self._live_text = live
 
-    async def _settle(self, settled: str) -> None:
-        """Finished blocks become new static pieces of at most about PIECE_CHARS each. A piece is
-        rendered once and never changes, so its height and lines stay cached through later
-        repaints (re-rendering a growing piece cost ~35 ms per hand-over, profiled)."""
-        pieces: list[str] = []
-        for block in split_blocks(settled):
-            if pieces and len(pieces[-1]) + len(block) <= PIECE_CHARS:
-                pieces[-1] += block
-            else:
-                pieces.append(block)
-        widgets = [SettledPiece(piece) for piece in pieces]
-        self._pieces += widgets
-        await self.mount_all(widgets, before=self._live)
+    def _settle(self, blocks: list[str], before) -> None:
+        """Finished blocks go to the answer's one SettledAnswer widget, each rendered once (most
+        often ahead of time, by the thread that receives the text: AnswerPrerender)."""
+        if not blocks:
+            return
+        if self._settled is None:
+            self._settled = SettledAnswer()
+            self._settled.add_blocks(blocks)
+            self.mount(self._settled, before=before)
+        else:
+            self._settled.add_blocks(blocks)
 
     async def finish(self, reason: str, error: str | None = None) -> None:
         """Freeze the answer: what is still live becomes static too; note how it ended if not normally.
 
-        An answer that streamed past LIVE_CHARS stays in the pieces it was frozen into (the same
-        text, rendered once each): rendering a long answer again as a whole would hold the UI up
-        for as long as the answer is long. Rebuilt from history it is one block."""
+        A streamed answer stays in its SettledAnswer (the same text, each block rendered once):
+        rendering a long answer again as a whole would hold the UI up for as long as the answer
+        is long. Rebuilt from history it is one block."""
         self.finished = True
         if self.reasoning is not None and not self.reasoning.finished:
             self.reasoning.finish()
-        if self._stream is not None:
-            await self._stream.stop()
-            self._stream = None
-        if self._live is not None:
-            await self._live.remove()
-            self._live = None
-        if self._live_text.strip():
-            await self.mount(frozen_markdown(self._live_text))
+        tail, self._tail = self._tail, None
+        # What was live joins the settled blocks (rendered ahead too: AnswerPrerender renders the
+        # last block when the step ends), in the same frame as the tail leaves.
+        with self.app.batch_update():
+            if self._live_text.strip():
+                self._settle(split_blocks(self._live_text), before=tail)
+            if self._settled is not None:
+                self._settled.add_class("finished")
+            if tail is not None:
+                await tail.remove()
         note = {"cancelled": "stopped", "length": "cut at the token limit", "error": f"error: {error}"}.get(reason)
         if note:
             self.note = note
