@@ -169,3 +169,41 @@ def test_block_starts_never_move_as_more_text_arrives(lines, tail):
         assert set(block_starts(text[:end])) <= set(full), (text[:end], text)
     for start in full:
         assert [start + s for s in block_starts(text[start:])] == [s for s in full if s > start]
+
+
+def test_a_long_unfinished_code_block_shows_only_its_end_while_it_streams():
+    code = "".join(f"x{i} = {i}\n" for i in range(300))
+    streaming = f"Here it is:\n\n```python\n{code}"
+    drawn = markdown_stream.drawn_tail(streaming)
+    # the last 40 lines (the last one still empty): x261 to x299
+    assert "261 more lines of this code block above" in drawn
+    assert "x260 = 260" not in drawn and "x261 = 261" in drawn and "x299 = 299" in drawn
+    assert drawn.startswith("Here it is:") and "```python" in drawn
+    finished = streaming + "```\n"
+    assert markdown_stream.drawn_tail(finished) == finished  # complete: all of it
+    short = "```python\nx = 1\n"
+    assert markdown_stream.drawn_tail(short) == short
+
+
+async def test_a_streamed_long_code_block_is_whole_once_complete():
+    code = "".join(f"value_{i} = {i} * 2\n" for i in range(300))
+    text = f"Here it is:\n\n```python\n{code}```\n\nDone {uuid.uuid4().hex[:6]}."
+    app = QwenApp(lambda: FakeEngine([text], tokens_per_s=3000, chunk=16))
+    tail_heights = []
+    async with app.run_test(size=(100, 30)) as pilot:
+        while app.engine is None:
+            await pilot.pause(0.01)
+        prompt = app.query_one(PromptInput)
+        prompt.load_text("go")
+        prompt.action_submit()
+        while not app.generating:
+            await pilot.pause(0.01)
+        while app.generating:
+            tails = app.query(LiveTail)
+            if tails:
+                tail_heights.append(tails.last().size.height)
+            await pilot.pause(0.02)
+        settled = app.query(AssistantMessage).last().query_one(SettledAnswer)
+        shown = "\n".join(text_lines(settled._lines_at(settled.content_size.width)))
+        assert all(f"value_{i} = {i} * 2" in shown for i in range(300))
+    assert tail_heights and max(tail_heights) <= markdown_stream.TAIL_CODE_LINES + 10

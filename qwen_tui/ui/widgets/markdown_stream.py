@@ -159,7 +159,27 @@ class LiveTail(Static):
 
     def show(self, text: str) -> None:
         self.source = text
-        self.update(MarkdownVisual(text, cached=False))
+        self.update(MarkdownVisual(drawn_tail(text), cached=False))
+
+
+# An unfinished code block in the live tail shows at most this many of its last lines: Rich
+# highlights a code block whole, 24 ms for 100 lines and 72 ms for 300 here, on every update.
+TAIL_CODE_LINES = 40
+
+
+def drawn_tail(text: str, code_lines: int = TAIL_CODE_LINES) -> str:
+    """The live tail as drawn: an unfinished code block longer than `code_lines` shows its opening
+    line and its last `code_lines` lines, with a note above it; all of it shows once complete."""
+    lines = text.split("\n")
+    opened = None  # index of the open fence's first line
+    for i, line in enumerate(lines):
+        if line.lstrip().startswith(_FENCES):
+            opened = i if opened is None else None
+    if opened is None or len(lines) - opened - 1 <= code_lines:
+        return text
+    hidden = len(lines) - opened - 1 - code_lines
+    note = f"*… {hidden} more lines of this code block above; all of it shows when it is complete*"
+    return "\n".join([*lines[:opened], note, "", lines[opened], *lines[-code_lines:]])
 
 
 # The live tail keeps about this much text at most while finished blocks can leave it (it is
