@@ -10,7 +10,7 @@ from qwen_tui.conversation import Message
 from qwen_tui.testing.fake_engine import FakeEngine
 from qwen_tui.ui.app import QwenApp
 from qwen_tui.ui.widgets import markdown_stream
-from qwen_tui.ui.widgets.messages import AssistantMessage
+from qwen_tui.ui.widgets.messages import AssistantMessage, markdown_sources
 
 CODE = "```python\ndef f(x):\n    return x * {i}\n```\n\n- first\n- second with *emphasis*\n"
 
@@ -23,12 +23,19 @@ def history(n: int, tag: str) -> list[Message]:
 
 async def page_to_top(pilot, app) -> int:
     """PageUp until the first message shows, letting background work finish after each press
-    (as a reader does); returns how many older assistant answers were brought back."""
+    (as a reader does); returns how many distinct older assistant answers were brought back (a
+    block let go again at the far edge and brought back later is counted once: its lines are
+    cached, so it renders once)."""
     transcript = app.transcript
-    brought = 0
+    brought: set[str] = set()
+    width = markdown_stream.last_width
+    # Answers already drawn before paging (mounted once near the newest, then let go) are cached:
+    # bringing them back renders nothing, so only the others count.
+    fresh = {s for make in transcript.older for s in markdown_sources(make)
+             if width is None or not markdown_stream.is_rendered(s, width)}
     for _ in range(400):
         if not transcript.older and transcript.scroll_y == 0:
-            return brought
+            return len(brought)
         before = len(transcript.older)
         await pilot.press("pageup")
         await app.workers.wait_for_complete()
@@ -38,7 +45,8 @@ async def page_to_top(pilot, app) -> int:
                 break
         await app.workers.wait_for_complete()
         if len(transcript.older) < before:
-            brought += sum(isinstance(w, AssistantMessage) for w in list(transcript.children)[: before - len(transcript.older)])
+            brought.update(w.text for w in list(transcript.children)[: before - len(transcript.older)]
+                           if isinstance(w, AssistantMessage) and w.text in fresh)
     raise AssertionError("never reached the first message")
 
 
