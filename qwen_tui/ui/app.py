@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.message import Message
@@ -29,7 +29,7 @@ from qwen_tui.ui.screens.dialogs import ErrorDialog
 from qwen_tui.ui.image_input import ImageInputMixin
 from qwen_tui.ui.screens.models import ModelsMixin
 from qwen_tui.ui.history import mount_history
-from qwen_tui.ui.gc_pause import StreamingCollector
+from qwen_tui.ui.gc_pause import TICK_S, QuietCollector
 from qwen_tui.ui.pacing import FlushPacer
 from qwen_tui.ui.session_actions import SessionActionsMixin
 from qwen_tui.ui.themes import ThemesMixin
@@ -98,7 +98,7 @@ class QwenApp(TurnRunnerMixin, CommandsMixin, ContextMixin, ThemesMixin, ModelsM
         self._sent = 0
         self._pending_ask = None
         self.pacer = FlushPacer(max_hz=FLUSH_HZ)
-        self.collector = StreamingCollector()  # ui/gc_pause.py
+        self.collector = QuietCollector(busy=lambda: self.generating)  # ui/gc_pause.py
         # Config: defaults < config.toml < QWEN_TUI_* < flags (launch.py passes the merged settings).
         self.settings = settings or load_settings()
         self.config_problems = list(self.settings.problems)
@@ -146,6 +146,7 @@ class QwenApp(TurnRunnerMixin, CommandsMixin, ContextMixin, ThemesMixin, ModelsM
         if self._history:
             self.run_worker(self.show_history(self._history), group="history")
         self.run_worker(lambda: markdown_stream.warm_up(self), thread=True, group="warm-up", exit_on_error=False)
+        self.set_interval(TICK_S, self.collector.tick)
         self.load_model()
 
     # -- model loading -----------------------------------------------------------------------
@@ -267,8 +268,13 @@ class QwenApp(TurnRunnerMixin, CommandsMixin, ContextMixin, ThemesMixin, ModelsM
         if blocks:
             blocks[-1].action_toggle()
 
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, (events.Key, events.MouseDown, events.MouseScrollUp, events.MouseScrollDown)):
+            self.collector.activity()  # in use: the collector stays off old objects (ui/gc_pause.py)
+        await super().on_event(event)
+
     async def on_unmount(self) -> None:
-        self.collector.turn_finished()  # quitting mid-answer: the process's objects are collectable again
+        self.collector.release()  # quitting: the process's objects are collectable again
         if getattr(self, "_watcher", None) is not None:
             self._watcher.stop()
         if self.toolset is not None and self.toolset.host is not None:

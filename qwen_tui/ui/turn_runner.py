@@ -52,7 +52,7 @@ class TurnRunnerMixin:
         self.generating = True
         self.status.state = "thinking" if self.thinking else "answering"
         self.pacer.turn_started()
-        self.collector.turn_started()
+        self.collector.settle()
         self.generate(messages, self.thinking)
 
     def _set_state(self, state: str) -> None:
@@ -100,7 +100,7 @@ class TurnRunnerMixin:
         # starved the screen's update timer, so a typed key waited for several slices before a
         # frame showed it; and a key's frame is cheap (the prompt alone) only while the
         # transcript is not changing, so the transcript changes at a bounded rate.
-        self.collector.batch_arrived()
+        self.collector.settle()  # the collector stays off old objects while it streams (ui/gc_pause.py)
         if message.events:
             self.pacer.handed_over()
         else:
@@ -120,7 +120,6 @@ class TurnRunnerMixin:
         if step is not None and not turn.blocks:
             self.session_log.finish_answer(step.finished.reason, step.finished.usage, step.finished.timings)
         self.generating = False  # only now: the answer is on screen and in the conversation
-        self.collector.turn_finished()
         self.status.state = "idle"
         if step is not None:
             n = step.finished.usage.completion_tokens

@@ -118,12 +118,40 @@ async def test_a_big_burst_is_on_screen_within_a_bounded_number_of_slices(monkey
     assert len(slices) <= turn_module.DRAIN_SLICES + 4, slices
 
 
-async def test_the_collector_leaves_old_objects_alone_only_while_an_answer_streams():
+def test_the_quiet_collector_freezes_while_in_use_and_collects_once_per_pause():
+    from qwen_tui.ui.gc_pause import QuietCollector
+
+    now = [100.0]
+    streaming = [False]
+    collector = QuietCollector(busy=lambda: streaming[0], clock=lambda: now[0], idle_collect_s=5.0)
+    try:
+        collector.activity()
+        collector.tick()
+        assert gc.get_freeze_count() > 0 and collector.collections == 0  # just used: frozen
+        now[0] += 10
+        streaming[0] = True
+        collector.tick()
+        assert collector.collections == 0  # an answer streaming counts as use
+        streaming[0] = False
+        collector.tick()
+        assert gc.get_freeze_count() == 0 and collector.collections == 1  # left alone: collected
+        now[0] += 10
+        collector.tick()
+        assert collector.collections == 1  # nothing new since: no second collection
+        collector.activity()
+        collector.tick()
+        assert gc.get_freeze_count() > 0
+    finally:
+        collector.release()
+    assert gc.get_freeze_count() == 0
+
+
+async def test_the_collector_stays_off_old_objects_while_the_app_is_used_and_collects_when_left_alone():
     text = answer_text(uuid.uuid4().hex[:8], paragraphs=30)
     app = QwenApp(lambda: FakeEngine([text], tokens_per_s=1500, chunk=4))
+    app.collector.idle_collect_s = 1.0
     frozen_while_streaming = []
     async with app.run_test(size=(100, 30)) as pilot:
-        assert gc.get_freeze_count() == 0
         while app.engine is None:
             await pilot.pause(0.01)
         prompt = app.query_one(PromptInput)
@@ -134,11 +162,19 @@ async def test_the_collector_leaves_old_objects_alone_only_while_an_answer_strea
         while app.generating:
             frozen_while_streaming.append(gc.get_freeze_count())
             await pilot.pause(0.05)
-        assert gc.get_freeze_count() == 0  # handed back when the answer is done
+        await pilot.press("x")  # typing right after: still in use, still frozen
+        assert gc.get_freeze_count() > 0 and app.collector.collections == 0
+        deadline = asyncio.get_running_loop().time() + 5
+        while app.collector.collections == 0:  # left alone: handed back and collected once
+            assert asyncio.get_running_loop().time() < deadline, "no collection after the app was left alone"
+            await pilot.pause(0.1)
+        assert gc.get_freeze_count() == 0
+        await pilot.pause(0.6)
+        assert app.collector.collections == 1  # once per pause, not every tick
     assert frozen_while_streaming and min(frozen_while_streaming) > 0
 
 
-async def test_quitting_mid_answer_hands_everything_back_to_the_collector():
+async def test_quitting_hands_everything_back_to_the_collector():
     app = QwenApp(lambda: FakeEngine([answer_text("quit", paragraphs=200)], tokens_per_s=300, chunk=4))
     async with app.run_test(size=(100, 30)) as pilot:
         while app.engine is None:

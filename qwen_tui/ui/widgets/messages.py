@@ -14,8 +14,8 @@ from __future__ import annotations
 from functools import partial
 
 from rich.text import Text
-from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.widget import Widget
 from textual.widgets import Static
 
 from qwen_tui.ui.widgets.markdown_stream import (  # noqa: F401 - re-exported for callers and tests
@@ -106,11 +106,26 @@ def streaming_tail(text: str, width: int, lines: int = 10) -> str:
 
 class AssistantMessage(Vertical):
     def __init__(self, text: str = "", reasoning: str = "", *, finished: bool = False, note: str = "") -> None:
-        """A live (streaming) answer, or with finished=True an earlier one shown as is (history)."""
-        super().__init__(classes="message assistant")
+        """A live (streaming) answer, or with finished=True an earlier one shown as is (history).
+
+        An earlier answer's parts are made here, not in compose(): they are then mounted with it,
+        in one pass, rather than after it, which laid the transcript out twice more for every
+        chunk of older messages PageUp brought back (measured)."""
+        self.reasoning: ReasoningBlock | None = None
+        parts: list[Widget] = []
+        if finished:
+            if reasoning:
+                self.reasoning = ReasoningBlock()
+                self.reasoning.text = reasoning
+                self.reasoning.finish()
+                parts.append(self.reasoning)
+            if text:
+                parts.append(frozen_markdown(text))
+            if note:
+                parts.append(Static(Text(f"[{note}]", style="italic"), classes="finish-note"))
+        super().__init__(*parts, classes="message assistant")
         self.border_title = "assistant"
         self.text = text
-        self.reasoning: ReasoningBlock | None = None
         self._tail: LiveTail | None = None  # the answer's unfinished end, while it streams
         self.finished = finished
         self._history_reasoning = reasoning
@@ -123,19 +138,6 @@ class AssistantMessage(Vertical):
             return None  # still streaming: it stays on screen
         reasoning = self.reasoning.text if self.reasoning is not None else self._history_reasoning
         return partial(AssistantMessage, self.text, reasoning, finished=True, note=self.note)
-
-    def compose(self) -> ComposeResult:
-        if not self.finished:
-            return
-        if self._history_reasoning:
-            self.reasoning = ReasoningBlock()
-            self.reasoning.text = self._history_reasoning
-            self.reasoning.finish()
-            yield self.reasoning
-        if self.text:
-            yield frozen_markdown(self.text)
-        if self.note:
-            yield Static(Text(f"[{self.note}]", style="italic"), classes="finish-note")
 
     def on_resize(self) -> None:
         # The width answers are drawn at: the generation thread renders finished blocks ahead at it.
