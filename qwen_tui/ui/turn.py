@@ -11,8 +11,8 @@ from qwen_tui.session_log import SessionLog
 from qwen_tui.ui.widgets.messages import AssistantMessage, NoticeMessage, ToolCallBlock
 
 # Work per UI message while an answer streams: at most this much text and this many events are
-# put on screen before queued keys get their turn (a slice with ~800 characters of Markdown costs
-# a few tens of ms here; a whole burst of 2,800 characters held keys for 0.8 s).
+# put on screen before queued keys get their turn (a whole burst of 2,800 characters once held
+# keys for 0.8 s, when Markdown was rendered in the frame).
 SLICE_CHARS = 400
 SLICE_EVENTS = 200
 # A bigger backlog is shown in bigger slices, so any burst is on screen within about this many

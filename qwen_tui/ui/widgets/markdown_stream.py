@@ -148,9 +148,9 @@ class LiveTail(Static):
     `Markdown.get_stream()` was used here before; it makes a widget per block and, while it mounts
     them, holds every frame back (App.batch_update), 25-40 ms a time, and replacing it when
     blocks left took 30-95 ms in the app's message handler. In a fast stream that kept typed keys
-    off the screen: key latency p95 110-130 ms, against 36-61 ms with this widget; at 200 tok/s
-    31-41 ms and 33-35% of a core, against 15-28 ms and 20% (benchmarks/tui_stream.py, one run
-    each). Re-rendering a few hundred characters costs 1-3 ms; it also looks the same before and
+    off the screen: key latency p95 110-130 ms, against 36-61 ms with this widget and the rest of
+    the code the same; at 200 tok/s 31-41 ms and 33-35% of a core, against 15-28 ms and 20%
+    (benchmarks/tui_stream.py, two runs each). Re-rendering a few hundred characters costs 1-3 ms; it also looks the same before and
     after a block settles, which the Markdown widget did not."""
 
     def __init__(self) -> None:
@@ -245,42 +245,39 @@ def split_blocks(settled: str) -> list[str]:
 class AnswerPrerender:
     """Renders a streaming answer's finished blocks as they arrive, in the thread that receives
     the model's text, so the UI thread finds their lines in the cache when they leave the live
-    widget (rendering a block with code highlighting on the UI thread held a frame for 10-40 ms).
+    tail (rendering a block with code highlighting on the UI thread held a frame for 10-40 ms).
 
     Its blocks are the ones the UI settles: `block_starts` over the answer from the start of the
     first unrendered block, which is where the UI's live text starts too (a block start outside a
     code fence). A miss (the width changed meanwhile) only means the UI renders it itself."""
 
-    def __init__(self, app, render=None) -> None:
+    def __init__(self, app) -> None:
         self.app = app
-        self._render = render or rendered_lines
         self._text = ""  # the answer from the first block not rendered yet
-        self.rendered = 0  # blocks rendered ahead (tests read it)
 
     def answer(self, text: str) -> None:
         self._text += text
-        width = last_width
         starts = block_starts(self._text)
-        if not starts or width is None:
-            return
-        from qwen_tui.ui.widgets.settled_answer import block_source
-
-        for a, b in zip([0, *starts], starts):
-            self._render(self.app, block_source(self._text[a:b]), width)
-            self.rendered += 1
-        self._text = self._text[starts[-1]:]
+        if starts:
+            self._render(split_blocks(self._text[:starts[-1]]))
+            self._text = self._text[starts[-1]:]
 
     def step_finished(self) -> None:
         """The step's answer is complete: its last block is rendered too (the UI settles it when
         the answer is frozen), and the next step's answer starts afresh, in a new message."""
-        from qwen_tui.ui.widgets.settled_answer import block_source
-
         text, self._text = self._text, ""
+        self._render(split_blocks(text))
+
+    def _render(self, blocks: list[str]) -> None:
         width = last_width
-        if text.strip() and width is not None:
-            for block in split_blocks(text):
-                self._render(self.app, block_source(block), width)
-                self.rendered += 1
+        if width is not None:
+            for block in blocks:
+                rendered_lines(self.app, block_source(block), width)
+
+
+def block_source(block: str) -> str:
+    """A finished block as it is rendered and cached: without the blank lines that end it."""
+    return block.rstrip()
 
 
 WARM_UP = "A **warm-up** with `code`:\n\n- item\n\n```python\ndef f(x):\n    return x\n```\n"

@@ -20,11 +20,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from qwen_tui.ui.widgets import markdown_stream
-
-
-def block_source(block: str) -> str:
-    """A finished block as it is rendered and cached: without the blank lines that end it."""
-    return block.rstrip()
+from qwen_tui.ui.widgets.markdown_stream import block_source
 
 
 def _plain_blank(line: list[Segment]) -> bool:
