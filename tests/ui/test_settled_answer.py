@@ -31,12 +31,20 @@ def answer_text(tag: str, paragraphs: int = 12) -> str:
     return "".join(parts)
 
 
-async def stream(app, pilot, text: str) -> None:
+async def send(app, pilot) -> None:
+    """Send a prompt once the model is loaded; returns when the answer has started."""
     while app.engine is None:
         await pilot.pause(0.01)
+    sent = len(app.conversation.messages)
     prompt = app.query_one(PromptInput)
     prompt.load_text("go")
     prompt.action_submit()
+    while len(app.conversation.messages) == sent:  # the turn starts: prompt and answer are added
+        await pilot.pause(0.01)
+
+
+async def stream(app, pilot, text: str) -> None:
+    await send(app, pilot)
     deadline = asyncio.get_running_loop().time() + 30
     while app.generating or not app.conversation.messages or app.conversation.messages[-1].content != text:
         assert asyncio.get_running_loop().time() < deadline, "the answer never finished"
@@ -152,13 +160,7 @@ async def test_the_collector_stays_off_old_objects_while_the_app_is_used_and_col
     app.collector.idle_collect_s = 1.0
     frozen_while_streaming = []
     async with app.run_test(size=(100, 30)) as pilot:
-        while app.engine is None:
-            await pilot.pause(0.01)
-        prompt = app.query_one(PromptInput)
-        prompt.load_text("go")
-        prompt.action_submit()
-        while not app.generating:
-            await pilot.pause(0.01)
+        await send(app, pilot)
         while app.generating:
             frozen_while_streaming.append(gc.get_freeze_count())
             await pilot.pause(0.05)
@@ -177,13 +179,7 @@ async def test_the_collector_stays_off_old_objects_while_the_app_is_used_and_col
 async def test_quitting_hands_everything_back_to_the_collector():
     app = QwenApp(lambda: FakeEngine([answer_text("quit", paragraphs=200)], tokens_per_s=300, chunk=4))
     async with app.run_test(size=(100, 30)) as pilot:
-        while app.engine is None:
-            await pilot.pause(0.01)
-        prompt = app.query_one(PromptInput)
-        prompt.load_text("go")
-        prompt.action_submit()
-        while not app.generating:
-            await pilot.pause(0.01)
+        await send(app, pilot)
         await pilot.pause(0.3)
         assert gc.get_freeze_count() > 0
     assert gc.get_freeze_count() == 0
@@ -227,13 +223,7 @@ async def test_a_streamed_long_code_block_is_whole_once_complete():
     app = QwenApp(lambda: FakeEngine([text], tokens_per_s=3000, chunk=16))
     tail_heights = []
     async with app.run_test(size=(100, 30)) as pilot:
-        while app.engine is None:
-            await pilot.pause(0.01)
-        prompt = app.query_one(PromptInput)
-        prompt.load_text("go")
-        prompt.action_submit()
-        while not app.generating:
-            await pilot.pause(0.01)
+        await send(app, pilot)
         while app.generating:
             tails = app.query(LiveTail)
             if tails:
