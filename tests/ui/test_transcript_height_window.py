@@ -6,37 +6,12 @@ from __future__ import annotations
 
 import asyncio
 
-from qwen_tui.conversation import Message
 from qwen_tui.testing.fake_engine import FakeEngine
 from qwen_tui.ui.app import QwenApp
-from qwen_tui.ui.widgets.messages import AssistantMessage, UserMessage
+from qwen_tui.ui.widgets.messages import AssistantMessage
 from qwen_tui.ui.widgets.prompt import PromptInput
 from qwen_tui.ui.widgets.transcript import Transcript, factory_for
-
-
-def history(n: int, answer_lines: int = 3) -> list[Message]:
-    answer = "\n\n" + "\n".join(f"- point {k}" for k in range(answer_lines - 1)) if answer_lines > 1 else ""
-    return [Message("user", f"question {i}") if i % 2 == 0 else Message("assistant", f"answer {i}{answer}")
-            for i in range(n)]
-
-
-def expected(i: int) -> str:
-    return f"question {i}" if i % 2 == 0 else f"answer {i}"
-
-
-def texts(app) -> list[str]:
-    return [w.text.split("\n")[0] for w in app.transcript.children
-            if isinstance(w, (UserMessage, AssistantMessage))]
-
-
-def assert_contiguous(app) -> list[int]:
-    """The mounted history blocks are consecutive messages, in order; returns their indexes."""
-    shown = [t for t in texts(app) if t.split()[0] in ("question", "answer")]
-    if not shown:
-        return []
-    first = int(shown[0].split()[1])
-    assert shown == [expected(first + k) for k in range(len(shown))]
-    return list(range(first, first + len(shown)))
+from transcript_helpers import assert_contiguous, history, ready, settle, texts
 
 
 def screen(transcript: Transcript) -> int:
@@ -56,21 +31,6 @@ def assert_screens_bounded(transcript: Transcript) -> None:
     kept = transcript.KEEP_SCREENS + transcript.SLACK_SCREENS
     bound = (1 + 2 * kept) * screen(transcript) + (transcript.CHUNK + 2) * tallest
     assert lines <= bound, (lines, bound, len(transcript.children))
-
-
-async def ready(pilot, app) -> None:
-    while app.engine is None:
-        await pilot.pause(0.01)
-
-
-async def settle(pilot, app) -> None:
-    transcript = app.transcript
-    for _ in range(100):
-        await pilot.pause(0.02)
-        if not transcript._busy and not transcript._rebalance_pending:
-            await pilot.pause()  # and the frame after it
-            if not transcript._busy and not transcript._rebalance_pending:
-                return
 
 
 async def test_a_stream_after_fifty_messages_lays_out_only_the_screens_near_the_view():

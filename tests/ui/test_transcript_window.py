@@ -2,45 +2,10 @@
 
 from __future__ import annotations
 
-from qwen_tui.conversation import Message
 from qwen_tui.testing.fake_engine import FakeEngine
 from qwen_tui.ui.app import QwenApp
-from qwen_tui.ui.widgets.messages import AssistantMessage, UserMessage
 from qwen_tui.ui.widgets.prompt import PromptInput
-
-
-def history(n: int) -> list[Message]:
-    return [Message("user", f"question {i}") if i % 2 == 0 else Message("assistant", f"answer {i}\n\n- a\n- b")
-            for i in range(n)]
-
-
-def texts(app) -> list[str]:
-    return [w.text.split("\n")[0] for w in app.transcript.children if isinstance(w, (UserMessage, AssistantMessage))]
-
-
-def expected(i: int) -> str:
-    return f"question {i}" if i % 2 == 0 else f"answer {i}"
-
-
-def assert_contiguous(app) -> int:
-    """The mounted blocks are consecutive messages, in order; returns the first one's index."""
-    shown = texts(app)
-    first = int(shown[0].split()[1])
-    assert shown == [expected(first + k) for k in range(len(shown))]
-    return first
-
-
-async def settle(pilot, app) -> None:
-    for _ in range(50):
-        await pilot.pause(0.02)
-        if not app.transcript._busy:
-            await pilot.pause()  # and the frame after it
-            return
-
-
-async def ready(pilot, app) -> None:
-    while app.engine is None:
-        await pilot.pause(0.01)
+from transcript_helpers import assert_contiguous, history, ready, settle, texts
 
 
 async def test_a_thousand_messages_mount_only_a_window_and_the_newest_show(tmp_path):
@@ -65,12 +30,12 @@ async def test_paging_up_to_the_first_message_and_back_keeps_order_view_and_a_bo
         await settle(pilot, app)
         transcript = app.transcript
         limit = transcript.WINDOW + transcript.CHUNK
-        first_seen = assert_contiguous(app)
+        first_seen = assert_contiguous(app)[0]
         for _ in range(400):  # PageUp from the prompt scrolls the transcript
             await pilot.press("pageup")
             await settle(pilot, app)
             assert len(transcript.children) <= limit
-            first_seen = min(first_seen, assert_contiguous(app))
+            first_seen = min(first_seen, assert_contiguous(app)[0])
             if first_seen == 0 and transcript.scroll_y == 0:
                 break
         assert first_seen == 0 and texts(app)[0] == "question 0"

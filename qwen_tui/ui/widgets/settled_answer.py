@@ -79,7 +79,7 @@ class SettledAnswer(Widget):
 
     def _lines_at(self, width: int) -> list[list[Segment]]:
         if width != self._width:
-            self._width = markdown_stream.last_width = width
+            self._width = width
             self._lines, self._strips = [], {}
             self._append(self.blocks, width)
         return self._lines
